@@ -1,0 +1,217 @@
+#include "app/commands.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "challenges/challenge_service.h"
+#include "codes/random.h"
+#include "common/log.h"
+#include "config/key_file.h"
+#include "delivery/delivery_worker.h"
+#include "http/server.h"
+#include "providers/console_provider.h"
+#include "providers/file_provider.h"
+#include "store/migrations.h"
+#include "store/sqlite_store.h"
+
+#ifndef OTP_SIDECAR_VERSION
+#define OTP_SIDECAR_VERSION "0.0.0"
+#endif
+
+namespace sidecar {
+namespace {
+
+constexpr int kExpireBatch = 500;
+
+int Fail(const std::string& what, const Error& error) {
+  Log(LogLevel::kError, "main", what, {{"code", error.code}, {"error", error.message}});
+  return 1;
+}
+
+std::vector<std::unique_ptr<SmsProvider>> MakeProviders(const Config& config,
+                                                        const Clock& clock) {
+  std::vector<std::unique_ptr<SmsProvider>> providers;
+  for (const std::string& name : config.sms_providers) {
+    if (name == "console") {
+      providers.push_back(std::make_unique<ConsoleProvider>(STDOUT_FILENO));
+      Log(LogLevel::kWarn, "main",
+          "the console provider prints each message, code included, on stdout; use it only in "
+          "development");
+    } else if (name == "file") {
+      providers.push_back(std::make_unique<FileProvider>(config.sms_file_path, clock));
+    }
+  }
+  return providers;
+}
+
+// Ends expired challenges once a second, so their sealed codes are erased even when nobody
+// asks about them again.
+class Housekeeper {
+ public:
+  explicit Housekeeper(ChallengeService& challenges) : challenges_(challenges) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Housekeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      Result<int> expired = challenges_.ExpireDue(kExpireBatch);
+      if (!expired.ok()) {
+        Log(LogLevel::kError, "challenges", "expiry sweep failed",
+            {{"error", expired.error().message}});
+      }
+      lock.lock();
+      // A full batch means more are waiting: sweep again at once.
+      if (expired.ok() && *expired == kExpireBatch) continue;
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
+    }
+  }
+
+  ChallengeService& challenges_;
+  std::mutex mutex_;  // guards stop_
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Waits for SIGTERM or SIGINT on its own thread and stops the server. The signals are
+// blocked in every other thread, so they are only ever taken here.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(HttpServer& server) : server_(server) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+  static void BlockSignals() {
+    sigset_t set = Set();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+  }
+
+ private:
+  static sigset_t Set() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+    return set;
+  }
+
+  void Run() {
+    sigset_t set = Set();
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;
+      if (sig == SIGHUP) {
+        Log(LogLevel::kInfo, "main", "SIGHUP received; nothing to reload");
+        continue;
+      }
+      Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+      server_.Stop();
+      return;
+    }
+  }
+
+  HttpServer& server_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int RunServe(const Config& config) {
+  SignalWatcher::BlockSignals();
+  if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
+  SetLogLevel(config.log_level);
+
+  Result<MasterKey> master = LoadOrCreateKeyFile(config.key_file, true);
+  if (!master.ok()) return Fail("cannot load the key", master.error());
+  CodeKeys keys(*master);
+  sodium_memzero(master->data(), master->size());
+
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
+  if (!store.ok()) return Fail("cannot open the database", store.error());
+
+  SystemClock clock;
+  SodiumRandom random;
+  DeliverySettings delivery_settings;
+  delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
+                               config.code_ttl_ms};
+  delivery_settings.max_attempts = config.delivery_max_attempts;
+  DeliveryWorker worker(**store, keys, clock, random, MakeProviders(config, clock),
+                        delivery_settings);
+
+  ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms,
+                                       config.max_attempts, config.sms_providers.front()};
+  ChallengeService challenges(**store, keys, clock, random, challenge_settings,
+                              [&worker] { worker.Wake(); });
+  Api api(challenges, clock);
+  HttpServer server(api, ServerSettings{config.listen_address, config.http_min_threads,
+                                        config.http_max_threads,
+                                        config.http_keep_alive_timeout_ms,
+                                        config.http_request_timeout_ms});
+
+  Result<int> port = server.Bind();
+  if (!port.ok()) return Fail("cannot listen", port.error());
+
+  Status started = worker.Start();
+  if (!started.ok()) return Fail("cannot start the delivery worker", started.error());
+
+  {
+    Housekeeper housekeeper(challenges);
+    SignalWatcher signals(server);
+    ListenAddress bound{config.listen_address.host, *port};
+    Log(LogLevel::kInfo, "main", "listening",
+        {{"address", bound.ToString()},
+         {"database", config.database},
+         {"schema_version", std::to_string((*store)->schema_version())},
+         {"providers", config.sms_providers.front()},
+         {"version", OTP_SIDECAR_VERSION}});
+    server.Serve();
+  }
+
+  worker.Stop();
+  Status checkpointed = (*store)->Checkpoint();
+  if (!checkpointed.ok()) {
+    Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
+  }
+  Log(LogLevel::kInfo, "main", "stopped");
+  return 0;
+}
+
+int RunMigrate(const Config& config) {
+  SetLogLevel(config.log_level);
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
+  if (!store.ok()) return Fail("cannot migrate the database", store.error());
+  std::printf("%s: schema version %d\n", config.database.c_str(), (*store)->schema_version());
+  return 0;
+}
+
+int RunVersion() {
+  const auto& migrations = EmbeddedMigrations();
+  std::printf("otp-sidecar %s (schema %d)\n", OTP_SIDECAR_VERSION,
+              migrations.empty() ? 0 : migrations.back().version);
+  return 0;
+}
+
+}  // namespace sidecar

@@ -1,0 +1,20 @@
+#pragma once
+
+// The sidecar's commands, wired from the parts. Each returns the process exit status:
+// 0 on success, 1 when it could not do its work (the reason is logged), 2 on usage errors.
+
+#include "config/config.h"
+
+namespace sidecar {
+
+// Serves the API until SIGTERM or SIGINT, then stops accepting, lets in-flight requests
+// and the delivery in progress finish, checkpoints the WAL and returns 0.
+int RunServe(const Config& config);
+
+// Creates or upgrades the database and prints its schema version.
+int RunMigrate(const Config& config);
+
+// Prints the version and the newest schema version this binary carries.
+int RunVersion();
+
+}  // namespace sidecar

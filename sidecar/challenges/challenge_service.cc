@@ -1,0 +1,337 @@
+#include "challenges/challenge_service.h"
+
+#include "common/phone.h"
+
+namespace sidecar {
+namespace {
+
+constexpr std::size_t kChallengeIdLength = 3 + 26;
+
+bool IsEnded(ChallengeStatus status) { return status != ChallengeStatus::kPending; }
+
+VerifyStatus VerifyStatusForEnded(ChallengeStatus status) {
+  switch (status) {
+    case ChallengeStatus::kApproved:
+      return VerifyStatus::kUsed;
+    case ChallengeStatus::kExpired:
+      return VerifyStatus::kExpired;
+    case ChallengeStatus::kLocked:
+      return VerifyStatus::kLocked;
+    case ChallengeStatus::kCanceled:
+    case ChallengeStatus::kSuperseded:
+    case ChallengeStatus::kPending:
+      break;
+  }
+  return VerifyStatus::kCanceled;
+}
+
+}  // namespace
+
+std::string_view ToString(VerifyStatus status) {
+  switch (status) {
+    case VerifyStatus::kApproved:
+      return "approved";
+    case VerifyStatus::kDenied:
+      return "denied";
+    case VerifyStatus::kExpired:
+      return "expired";
+    case VerifyStatus::kLocked:
+      return "locked";
+    case VerifyStatus::kCanceled:
+      return "canceled";
+    case VerifyStatus::kUsed:
+      return "used";
+  }
+  return "denied";
+}
+
+ChallengeService::ChallengeService(Store& store, const CodeKeys& keys, const Clock& clock,
+                                   RandomSource& random, ChallengeSettings settings,
+                                   std::function<void()> on_delivery_queued)
+    : store_(store),
+      keys_(keys),
+      clock_(clock),
+      random_(random),
+      settings_(std::move(settings)),
+      on_delivery_queued_(std::move(on_delivery_queued)) {}
+
+bool ChallengeService::LooksLikeChallengeId(const std::string& id) {
+  if (id.size() != kChallengeIdLength || id.compare(0, 3, "ch_") != 0) return false;
+  for (std::size_t i = 3; i < id.size(); ++i) {
+    char c = id[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'))) return false;
+  }
+  return true;
+}
+
+AuditEvent ChallengeService::Audit(const Challenge& challenge, std::string event,
+                                   std::string outcome, const std::string& client_ip,
+                                   TimeMs now) const {
+  AuditEvent audit;
+  audit.time = now;
+  audit.event = std::move(event);
+  audit.user = challenge.user;
+  audit.challenge_id = challenge.id;
+  audit.outcome = std::move(outcome);
+  audit.client_ip = client_ip;
+  audit.phone_masked = MaskPhone(challenge.phone);
+  return audit;
+}
+
+Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus status,
+                             TimeMs now, const std::string& why) const {
+  challenge.status = status;
+  challenge.ended_at = now;
+  challenge.sealed_code.reset();  // a code that can no longer be verified is never sent
+
+  Status updated = tx.UpdateChallenge(challenge);
+  if (!updated.ok()) return updated;
+  return tx.FailQueuedDeliveries(challenge.id, why, now);
+}
+
+Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) {
+  TimeMs now = clock_.Now();
+  std::string code = GenerateCode(settings_.code_length, random_);
+
+  Challenge challenge;
+  challenge.id = GenerateChallengeId(random_);
+  challenge.user = request.user;
+  challenge.phone = request.phone;
+  challenge.locale = request.locale;
+  challenge.client_ip = request.client_ip;
+  challenge.code_hash = HashCode(keys_, challenge.id, challenge.user, code);
+  challenge.sealed_code = SealCode(keys_, code, random_);
+  challenge.max_attempts = settings_.max_attempts;
+  challenge.created_at = now;
+  challenge.expires_at = now + settings_.ttl_ms;
+
+  Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::vector<Challenge>> live = tx.FindPendingChallengesOfUser(request.user);
+    if (!live.ok()) return live.error();
+    for (Challenge& old : *live) {
+      Status ended = End(tx, old, ChallengeStatus::kSuperseded, now, "superseded");
+      if (ended.ok()) {
+        AuditEvent audit = Audit(old, "supersede", "superseded", request.client_ip, now);
+        audit.detail = "by=" + challenge.id;
+        ended = tx.AppendAudit(audit);
+      }
+      if (!ended.ok()) return ended;
+    }
+
+    Status inserted = tx.InsertChallenge(challenge);
+    if (!inserted.ok()) return inserted;
+    Result<std::int64_t> delivery = tx.InsertDelivery(challenge.id, settings_.first_provider, now);
+    if (!delivery.ok()) return delivery.error();
+    return tx.AppendAudit(Audit(challenge, "create", "pending", request.client_ip, now));
+  });
+  if (!stored.ok()) return stored.error();
+
+  on_delivery_queued_();
+  return CreatedChallenge{challenge.id, challenge.created_at, challenge.expires_at};
+}
+
+VerifyResult ChallengeService::Decide(Challenge& challenge, const CodeAttempt& attempt,
+                                      TimeMs now) const {
+  VerifyResult result;
+  result.challenge_id = challenge.id;
+
+  if (IsEnded(challenge.status)) {
+    result.status = VerifyStatusForEnded(challenge.status);
+    if (result.status == VerifyStatus::kCanceled) {
+      result.reason = challenge.status == ChallengeStatus::kSuperseded ? "superseded" : "canceled";
+    }
+    return result;
+  }
+  if (now >= challenge.expires_at) {
+    challenge.status = ChallengeStatus::kExpired;
+    result.status = VerifyStatus::kExpired;
+    return result;
+  }
+  if (challenge.attempts >= challenge.max_attempts) {
+    challenge.status = ChallengeStatus::kLocked;
+    result.status = VerifyStatus::kLocked;
+    return result;
+  }
+
+  // Every comparison counts, well-formed or not, so the attempt budget bounds guessing.
+  challenge.attempts += 1;
+  bool match = attempt.is_text && CodeMatches(keys_, challenge.id, challenge.user, attempt.text,
+                                              settings_.code_length, challenge.code_hash);
+  result.attempts_remaining = challenge.max_attempts - challenge.attempts;
+  if (match) {
+    challenge.status = ChallengeStatus::kApproved;
+    result.status = VerifyStatus::kApproved;
+    result.attempts_remaining = 0;
+  } else {
+    // The last wrong code is reported as denied with nothing remaining; the challenge is
+    // locked from here on, so even the right code is refused afterwards.
+    if (challenge.attempts >= challenge.max_attempts) challenge.status = ChallengeStatus::kLocked;
+    result.status = VerifyStatus::kDenied;
+  }
+  return result;
+}
+
+Result<VerifyResult> ChallengeService::Verify(
+    const std::function<Result<std::optional<Challenge>>(StoreTx&)>& find,
+    const char* not_found_code, const CodeAttempt& attempt, const std::string& client_ip) {
+  TimeMs now = clock_.Now();
+  VerifyResult result;
+
+  Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<Challenge>> found = find(tx);
+    if (!found.ok()) return found.error();
+    if (!found->has_value()) return MakeError(not_found_code, "no such challenge");
+
+    Challenge challenge = **found;
+    ChallengeStatus before = challenge.status;
+    int attempts_before = challenge.attempts;
+    result = Decide(challenge, attempt, now);
+
+    if (challenge.status != before) {
+      Status ended = End(tx, challenge, challenge.status, now, std::string(ToString(challenge.status)));
+      if (!ended.ok()) return ended;
+    } else if (challenge.attempts != attempts_before) {
+      Status updated = tx.UpdateChallenge(challenge);
+      if (!updated.ok()) return updated;
+    }
+
+    AuditEvent audit = Audit(challenge, "verify", std::string(ToString(result.status)),
+                             client_ip, now);
+    audit.detail = "attempts=" + std::to_string(challenge.attempts) + "/" +
+                   std::to_string(challenge.max_attempts);
+    if (!result.reason.empty()) audit.detail += " reason=" + result.reason;
+    return tx.AppendAudit(audit);
+  });
+  if (!stored.ok()) return stored.error();
+  return result;
+}
+
+Result<VerifyResult> ChallengeService::VerifyById(const std::string& id,
+                                                  const CodeAttempt& attempt,
+                                                  const std::string& client_ip) {
+  if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
+  return Verify([&](StoreTx& tx) { return tx.FindChallenge(id); }, "challenge_not_found",
+                attempt, client_ip);
+}
+
+Result<VerifyResult> ChallengeService::VerifyByUser(const std::string& user,
+                                                    const CodeAttempt& attempt,
+                                                    const std::string& client_ip) {
+  return Verify([&](StoreTx& tx) { return tx.FindLatestChallengeOfUser(user); }, "no_challenge",
+                attempt, client_ip);
+}
+
+Status ChallengeService::Resend(const std::string& id, const std::string& client_ip) {
+  if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
+  TimeMs now = clock_.Now();
+  bool queued = false;
+  std::optional<ChallengeStatus> not_pending;
+
+  Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<Challenge>> found = tx.FindChallenge(id);
+    if (!found.ok()) return found.error();
+    if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
+    Challenge challenge = **found;
+
+    // An expired challenge is ended here and now, and that change is committed even though
+    // the caller is told the resend was refused.
+    if (challenge.status == ChallengeStatus::kPending && now >= challenge.expires_at) {
+      Status ended = End(tx, challenge, ChallengeStatus::kExpired, now, "expired");
+      if (!ended.ok()) return ended;
+    }
+    if (challenge.status != ChallengeStatus::kPending) {
+      not_pending = challenge.status;
+      return tx.AppendAudit(Audit(challenge, "resend", "refused", client_ip, now));
+    }
+
+    Result<std::optional<Delivery>> latest = tx.FindLatestDelivery(id);
+    if (!latest.ok()) return latest.error();
+    bool already_queued = latest->has_value() && (*latest)->state == DeliveryState::kQueued;
+    if (!already_queued) {
+      Result<std::int64_t> inserted = tx.InsertDelivery(id, settings_.first_provider, now);
+      if (!inserted.ok()) return inserted.error();
+      queued = true;
+    }
+    AuditEvent audit = Audit(challenge, "resend", "queued", client_ip, now);
+    if (already_queued) audit.detail = "coalesced with the queued delivery";
+    return tx.AppendAudit(audit);
+  });
+  if (!stored.ok()) return stored;
+
+  if (not_pending) {
+    return MakeError("challenge_not_pending",
+                     "the challenge is " + std::string(ToString(*not_pending)) +
+                         "; start a new one");
+  }
+  if (queued) on_delivery_queued_();
+  return OkStatus();
+}
+
+Status ChallengeService::Cancel(const std::string& id, const std::string& client_ip) {
+  if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
+  TimeMs now = clock_.Now();
+
+  return store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<Challenge>> found = tx.FindChallenge(id);
+    if (!found.ok()) return found.error();
+    if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
+    Challenge challenge = **found;
+
+    if (challenge.status != ChallengeStatus::kPending) {
+      AuditEvent audit = Audit(challenge, "cancel", "unchanged", client_ip, now);
+      audit.detail = "status=" + std::string(ToString(challenge.status));
+      return tx.AppendAudit(audit);
+    }
+    Status ended = End(tx, challenge, ChallengeStatus::kCanceled, now, "canceled");
+    if (!ended.ok()) return ended;
+    return tx.AppendAudit(Audit(challenge, "cancel", "canceled", client_ip, now));
+  });
+}
+
+Result<ChallengeView> ChallengeService::Get(const std::string& id) {
+  if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
+  TimeMs now = clock_.Now();
+  ChallengeView view;
+
+  Status read = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<Challenge>> found = tx.FindChallenge(id);
+    if (!found.ok()) return found.error();
+    if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
+    view.challenge = **found;
+
+    Result<std::optional<Delivery>> delivery = tx.FindLatestDelivery(id);
+    if (!delivery.ok()) return delivery.error();
+    view.delivery = *delivery;
+    return OkStatus();
+  });
+  if (!read.ok()) return read.error();
+
+  // Reads do not write: the expiry sweep records the end, the view already shows it.
+  if (view.challenge.status == ChallengeStatus::kPending && now >= view.challenge.expires_at) {
+    view.challenge.status = ChallengeStatus::kExpired;
+  }
+  view.challenge.sealed_code.reset();
+  view.challenge.code_hash.clear();
+  return view;
+}
+
+Result<int> ChallengeService::ExpireDue(int limit) {
+  TimeMs now = clock_.Now();
+  int expired = 0;
+
+  Status swept = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::vector<Challenge>> due = tx.FindExpiredPending(now, limit);
+    if (!due.ok()) return due.error();
+    for (Challenge& challenge : *due) {
+      Status ended = End(tx, challenge, ChallengeStatus::kExpired, now, "expired");
+      if (ended.ok()) ended = tx.AppendAudit(Audit(challenge, "expire", "expired", "", now));
+      if (!ended.ok()) return ended;
+    }
+    expired = static_cast<int>(due->size());
+    return OkStatus();
+  });
+  if (!swept.ok()) return swept.error();
+  return expired;
+}
+
+}  // namespace sidecar

@@ -1,0 +1,147 @@
+#include "config/cli.h"
+
+#include <map>
+
+namespace sidecar {
+namespace {
+
+using Setter = std::string ConfigOverrides::*;
+
+const std::map<std::string, Setter>& ServeFlags() {
+  static const std::map<std::string, Setter> kFlags = {
+      {"--config", &ConfigOverrides::config_file},
+      {"--listen", &ConfigOverrides::listen},
+      {"--database", &ConfigOverrides::database},
+      {"--key-file", &ConfigOverrides::key_file},
+      {"--sms-provider", &ConfigOverrides::sms_provider},
+      {"--sms-file", &ConfigOverrides::sms_file},
+      {"--log-level", &ConfigOverrides::log_level},
+  };
+  return kFlags;
+}
+
+const std::map<std::string, Setter>& MigrateFlags() {
+  static const std::map<std::string, Setter> kFlags = {
+      {"--config", &ConfigOverrides::config_file},
+      {"--database", &ConfigOverrides::database},
+  };
+  return kFlags;
+}
+
+Error Usage(const std::string& what) {
+  return MakeError("usage", what + " (see otp-sidecar --help)");
+}
+
+Status ParseFlags(const std::vector<std::string>& args, std::size_t first,
+                  const std::map<std::string, Setter>& flags, CommandLine& out) {
+  for (std::size_t i = first; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      out.help_topic = out.command == Command::kServe ? "serve" : "migrate";
+      out.command = Command::kHelp;
+      return OkStatus();
+    }
+
+    std::string name = arg;
+    std::string value;
+    bool has_value = false;
+    if (std::size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+
+    auto flag = flags.find(name);
+    if (flag == flags.end()) return Usage("unknown argument \"" + arg + "\"");
+    if (!has_value) {
+      if (i + 1 >= args.size()) return Usage(name + " needs a value");
+      value = args[++i];
+    }
+    if (value.empty()) return Usage(name + " needs a non-empty value");
+    out.overrides.*(flag->second) = value;
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
+  CommandLine out;
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    out.command = Command::kHelp;
+    if (args.size() > 1) out.help_topic = args[1];
+    return out;
+  }
+
+  const std::string& command = args[0];
+  if (command == "version" || command == "--version") {
+    out.command = Command::kVersion;
+    if (args.size() > 1 && (args[1] == "--help" || args[1] == "-h")) {
+      out.command = Command::kHelp;
+      out.help_topic = "version";
+    } else if (args.size() > 1) {
+      return Usage("version takes no arguments");
+    }
+    return out;
+  }
+
+  Status parsed = OkStatus();
+  if (command == "serve") {
+    out.command = Command::kServe;
+    parsed = ParseFlags(args, 1, ServeFlags(), out);
+  } else if (command == "migrate") {
+    out.command = Command::kMigrate;
+    parsed = ParseFlags(args, 1, MigrateFlags(), out);
+    if (parsed.ok() && out.command == Command::kMigrate && out.overrides.database.empty() &&
+        out.overrides.config_file.empty()) {
+      return Usage("migrate needs --database PATH or --config FILE");
+    }
+  } else {
+    return Usage("unknown command \"" + command + "\"");
+  }
+  if (!parsed.ok()) return parsed.error();
+
+  if (out.command == Command::kServe && !out.overrides.sms_provider.empty() &&
+      out.overrides.sms_provider != "console" && out.overrides.sms_provider != "file") {
+    return Usage("--sms-provider must be console or file");
+  }
+  return out;
+}
+
+std::string HelpText(const std::string& topic) {
+  if (topic == "serve") {
+    return "usage: otp-sidecar serve [options]\n"
+           "\n"
+           "Serves the API until SIGTERM or SIGINT. Creates the database and the key file\n"
+           "when they are missing and applies pending migrations first.\n"
+           "\n"
+           "options (each overrides the configuration file):\n"
+           "  --config FILE          TOML configuration file\n"
+           "  --listen HOST:PORT     loopback address to serve on (default 127.0.0.1:8470)\n"
+           "  --database PATH        SQLite database (default ./otp-sidecar.db)\n"
+           "  --key-file PATH        master key (default: otp-sidecar.key beside the database)\n"
+           "  --sms-provider NAME    console or file (default console)\n"
+           "  --sms-file PATH        where the file provider appends (default ./sms.jsonl)\n"
+           "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+           "  --help                 this text\n";
+  }
+  if (topic == "migrate") {
+    return "usage: otp-sidecar migrate --database PATH | --config FILE\n"
+           "\n"
+           "Creates the database if needed, applies pending migrations and prints the\n"
+           "schema version. Safe to run while a sidecar is serving.\n";
+  }
+  if (topic == "version") {
+    return "usage: otp-sidecar version\n\nPrints the version and the newest schema version.\n";
+  }
+  return "usage: otp-sidecar COMMAND [options]\n"
+         "\n"
+         "SMS one-time codes for a login server on the same host.\n"
+         "\n"
+         "commands:\n"
+         "  serve      serve the API (otp-sidecar serve --help)\n"
+         "  migrate    create or upgrade the database\n"
+         "  version    print the version\n";
+}
+
+}  // namespace sidecar

@@ -1,0 +1,368 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "codes/codes.h"
+#include "common/time_format.h"
+#include "delivery/message.h"
+
+namespace sidecar {
+namespace {
+
+constexpr std::int64_t kMinTtlMs = 1000;
+constexpr std::int64_t kMaxTtlMs = 24LL * 60 * 60 * 1000;
+constexpr std::size_t kMaxAppNameLength = 64;
+const std::set<std::string> kProviderNames = {"console", "file"};
+
+// Collects every problem so an operator fixes a file in one pass, not one error per start.
+class Problems {
+ public:
+  explicit Problems(std::string origin) : origin_(std::move(origin)) {}
+
+  void Add(const toml::source_region& where, const std::string& key, const std::string& what) {
+    lines_.push_back(origin_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + what);
+  }
+  void AddFlag(const std::string& flag, const std::string& what) {
+    lines_.push_back(flag + ": " + what);
+  }
+  void AddRaw(const std::string& line) { lines_.push_back(line); }
+
+  bool empty() const { return lines_.empty(); }
+  Error ToError() const {
+    std::string message;
+    for (const auto& line : lines_) {
+      if (!message.empty()) message += '\n';
+      message += line;
+    }
+    return MakeError("invalid_config", message);
+  }
+
+ private:
+  std::string origin_;
+  std::vector<std::string> lines_;
+};
+
+std::string Join(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+// Reads the keys of one TOML table, checking types and reporting keys it does not know.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string prefix, Problems& problems)
+      : table_(table), prefix_(std::move(prefix)), problems_(problems) {}
+
+  ~TableReader() {
+    for (const auto& [key, node] : table_) {
+      if (known_.count(std::string(key.str())) == 0) {
+        problems_.Add(key.source(), Join(prefix_, key.str()), "unknown key");
+      }
+    }
+  }
+
+  const toml::node* Find(std::string_view key) {
+    known_.insert(std::string(key));
+    return table_.get(key);
+  }
+
+  void String(std::string_view key, std::string* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (auto value = node->value<std::string>(); value && node->is_string()) {
+      *out = *value;
+    } else {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a string");
+    }
+  }
+
+  void Integer(std::string_view key, int min, int max, int* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_integer()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be an integer");
+      return;
+    }
+    std::int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      problems_.Add(node->source(), Join(prefix_, key),
+                    "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    *out = static_cast<int>(value);
+  }
+
+  void Duration(std::string_view key, std::int64_t min_ms, std::int64_t max_ms,
+                const std::string& range_text, std::int64_t* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_string()) {
+      problems_.Add(node->source(), Join(prefix_, key),
+                    "must be a duration string like \"30s\", \"5m\" or \"1h\"");
+      return;
+    }
+    Result<std::int64_t> ms = ParseDurationMs(node->as_string()->get());
+    if (!ms.ok()) {
+      problems_.Add(node->source(), Join(prefix_, key), ms.error().message);
+      return;
+    }
+    if (*ms < min_ms || *ms > max_ms) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be between " + range_text);
+      return;
+    }
+    *out = *ms;
+  }
+
+  void StringArray(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be an array of strings");
+      return;
+    }
+    std::vector<std::string> values;
+    for (const toml::node& element : *array) {
+      if (!element.is_string()) {
+        problems_.Add(element.source(), Join(prefix_, key), "must be an array of strings");
+        return;
+      }
+      values.push_back(element.as_string()->get());
+    }
+    *out = values;
+  }
+
+  // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).
+  const toml::table* Table(std::string_view key) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return nullptr;
+    if (!node->is_table()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a table");
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  const toml::source_region& Where(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    return node != nullptr ? node->source() : table_.source();
+  }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+  Problems& problems_;
+  std::set<std::string> known_;
+};
+
+void ReadSms(const toml::table& table, Config& config, Problems& problems) {
+  TableReader sms(table, "sms", problems);
+  sms.StringArray("providers", &config.sms_providers);
+  sms.String("template", &config.sms_template);
+  sms.String("webotp_domain", &config.webotp_domain);
+
+  if (const toml::table* file = sms.Table("file")) {
+    TableReader reader(*file, "sms.file", problems);
+    reader.String("path", &config.sms_file_path);
+  }
+}
+
+void ReadTables(const toml::table& root, Config& config, Problems& problems) {
+  TableReader top(root, "", problems);
+  top.String("listen", &config.listen);
+  top.String("database", &config.database);
+  top.String("key_file", &config.key_file);
+  top.String("app_name", &config.app_name);
+
+  std::string log_level;
+  top.String("log_level", &log_level);
+  if (!log_level.empty() && !ParseLogLevel(log_level, &config.log_level)) {
+    problems.Add(top.Where("log_level"), "log_level", "must be debug, info, warn or error");
+  }
+
+  if (const toml::table* code = top.Table("code")) {
+    TableReader reader(*code, "code", problems);
+    reader.Integer("length", kMinCodeLength, kMaxCodeLength, &config.code_length);
+    reader.Duration("ttl", kMinTtlMs, kMaxTtlMs, "\"1s\" and \"1d\"", &config.code_ttl_ms);
+    reader.Integer("max_attempts", 1, 20, &config.max_attempts);
+  }
+
+  if (const toml::table* sms = top.Table("sms")) ReadSms(*sms, config, problems);
+
+  if (const toml::table* http = top.Table("http")) {
+    TableReader reader(*http, "http", problems);
+    reader.Integer("min_threads", 1, 1024, &config.http_min_threads);
+    reader.Integer("max_threads", 1, 4096, &config.http_max_threads);
+    reader.Duration("keep_alive_timeout", 1000, 300'000, "\"1s\" and \"5m\"",
+                    &config.http_keep_alive_timeout_ms);
+    reader.Duration("request_timeout", 1000, 300'000, "\"1s\" and \"5m\"",
+                    &config.http_request_timeout_ms);
+  }
+
+  if (const toml::table* delivery = top.Table("delivery")) {
+    TableReader reader(*delivery, "delivery", problems);
+    reader.Integer("max_attempts", 1, 100, &config.delivery_max_attempts);
+  }
+}
+
+bool IsPrintable(const std::string& text) {
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+// Cross-field and value checks that apply whatever the values came from.
+void CheckValues(Config& config, Problems& problems) {
+  Result<ListenAddress> listen = ParseListenAddress(config.listen);
+  if (!listen.ok()) {
+    problems.AddRaw("listen: " + listen.error().message);
+  } else if (!IsLoopbackHost(listen->host)) {
+    problems.AddRaw("listen: " + config.listen +
+                    " is not a loopback address; otp-sidecar serves only its own host "
+                    "(127.0.0.1, ::1 or localhost)");
+  } else {
+    config.listen_address = *listen;
+  }
+
+  if (config.database.empty()) problems.AddRaw("database: must not be empty");
+  if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
+      !IsPrintable(config.app_name)) {
+    problems.AddRaw("app_name: must be 1 to 64 printable characters");
+  }
+
+  if (config.sms_providers.empty()) problems.AddRaw("sms.providers: must name a provider");
+  std::set<std::string> seen;
+  for (const auto& name : config.sms_providers) {
+    if (kProviderNames.count(name) == 0) {
+      problems.AddRaw("sms.providers: unknown provider \"" + name +
+                      "\"; known are console and file");
+    } else if (!seen.insert(name).second) {
+      problems.AddRaw("sms.providers: \"" + name + "\" is listed twice");
+    }
+  }
+  if (seen.count("file") != 0 && config.sms_file_path.empty()) {
+    problems.AddRaw("sms.file.path: must not be empty when the file provider is used");
+  }
+
+  if (Status ok = ValidateTemplate(config.sms_template); !ok.ok()) {
+    problems.AddRaw("sms.template: " + ok.error().message);
+  }
+  if (!config.webotp_domain.empty()) {
+    if (Status ok = ValidateWebOtpDomain(config.webotp_domain); !ok.ok()) {
+      problems.AddRaw("sms.webotp_domain: " + ok.error().message);
+    }
+  }
+  if (config.http_min_threads > config.http_max_threads) {
+    problems.AddRaw("http.min_threads: must not exceed http.max_threads");
+  }
+}
+
+void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& problems) {
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (!flags.database.empty()) config.database = flags.database;
+  if (!flags.key_file.empty()) config.key_file = flags.key_file;
+  if (!flags.sms_provider.empty()) config.sms_providers = {flags.sms_provider};
+  if (!flags.sms_file.empty()) config.sms_file_path = flags.sms_file;
+  if (!flags.log_level.empty() && !ParseLogLevel(flags.log_level, &config.log_level)) {
+    problems.AddFlag("--log-level", "must be debug, info, warn or error");
+  }
+}
+
+// The key file defaults to "otp-sidecar.key" in the database's folder.
+void DefaultKeyFile(Config& config) {
+  if (!config.key_file.empty()) return;
+  std::string::size_type slash = config.database.rfind('/');
+  std::string folder = slash == std::string::npos ? "" : config.database.substr(0, slash + 1);
+  config.key_file = folder + "otp-sidecar.key";
+}
+
+Result<Config> Parse(const std::string& text, const std::string& origin,
+                     const ConfigOverrides* flags) {
+  Config config;
+  Problems problems(origin);
+
+  if (!text.empty() || !origin.empty()) {
+    try {
+      toml::table root = toml::parse(text, origin);
+      ReadTables(root, config, problems);
+    } catch (const toml::parse_error& e) {
+      problems.Add(e.source(), "(syntax)", std::string(e.description()));
+      return problems.ToError();
+    }
+  }
+
+  if (flags != nullptr) ApplyOverrides(*flags, config, problems);
+  CheckValues(config, problems);
+  DefaultKeyFile(config);
+
+  if (!problems.empty()) return problems.ToError();
+  return config;
+}
+
+}  // namespace
+
+std::string ListenAddress::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Result<ListenAddress> ParseListenAddress(const std::string& text) {
+  auto invalid = [&](const std::string& why) {
+    return MakeError("invalid_listen", "\"" + text + "\" " + why);
+  };
+
+  std::string::size_type colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return invalid("is not HOST:PORT");
+
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return invalid("needs brackets around an IPv6 address, like [::1]:8470");
+  }
+
+  int port = -1;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 ||
+      port > 65535 || port_text.empty()) {
+    return invalid("has no valid port (0-65535)");
+  }
+
+  unsigned char buffer[16];
+  bool literal = inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+                 inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+  if (!literal && host != "localhost") return invalid("needs an IP address or localhost");
+  return ListenAddress{host, port};
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return false;
+}
+
+Result<Config> ParseConfigText(const std::string& text, const std::string& origin) {
+  return Parse(text, origin, nullptr);
+}
+
+Result<Config> LoadConfig(const ConfigOverrides& overrides) {
+  if (overrides.config_file.empty()) return Parse("", "", &overrides);
+
+  std::ifstream in(overrides.config_file, std::ios::binary);
+  if (!in) {
+    return MakeError("invalid_config", overrides.config_file + ": cannot be read");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), overrides.config_file, &overrides);
+}
+
+}  // namespace sidecar

@@ -1,0 +1,77 @@
+#pragma once
+
+// Configuration is read and checked once at start-up, from embedded defaults, then the
+// TOML file, then command-line flags (each overriding the one before). The rest of the
+// program receives this plain struct and never sees TOML.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+
+namespace sidecar {
+
+struct ListenAddress {
+  std::string host;  // an IP literal or "localhost"; IPv6 without brackets
+  int port = 0;      // 0 asks the kernel for a free port
+
+  std::string ToString() const;
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8470";
+  ListenAddress listen_address{"127.0.0.1", 8470};  // parsed form of `listen`
+  std::string database = "otp-sidecar.db";
+  std::string key_file;  // empty until Finalize(): then beside the database
+  std::string app_name = "Example";
+  LogLevel log_level = LogLevel::kInfo;
+
+  int code_length = 6;
+  std::int64_t code_ttl_ms = 5 * 60 * 1000;
+  int max_attempts = 5;
+
+  std::vector<std::string> sms_providers = {"console"};
+  std::string sms_template =
+      "{code} is your {app} verification code. It expires in {minutes} minutes.";
+  std::string webotp_domain;
+  std::string sms_file_path = "sms.jsonl";
+
+  // HTTP serving. Each open keep-alive connection holds one thread, so the pool grows on
+  // demand up to http_max_threads; idle connections are closed after keep_alive_timeout.
+  int http_min_threads = 8;
+  int http_max_threads = 512;
+  std::int64_t http_keep_alive_timeout_ms = 5000;
+  std::int64_t http_request_timeout_ms = 5000;
+
+  // Delivery retries on a provider that asked to retry.
+  int delivery_max_attempts = 5;
+};
+
+// Command-line values that override the file. Empty means "not given".
+struct ConfigOverrides {
+  std::string config_file;
+  std::string listen;
+  std::string database;
+  std::string key_file;
+  std::string sms_provider;
+  std::string sms_file;
+  std::string log_level;
+};
+
+// Builds the configuration from the defaults, the file named in `overrides` (if any) and
+// the flags. On failure the error's message lists every problem found, one per line, as
+// "FILE:LINE: KEY: what is wrong" (flags as "--flag: what is wrong").
+Result<Config> LoadConfig(const ConfigOverrides& overrides);
+
+// Parses TOML text as if read from `origin` (used by LoadConfig and by tests).
+Result<Config> ParseConfigText(const std::string& text, const std::string& origin);
+
+// Checks a parsed host:port. Accepts "127.0.0.1:8470", "localhost:8470", "[::1]:8470".
+Result<ListenAddress> ParseListenAddress(const std::string& text);
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(const std::string& host);
+
+}  // namespace sidecar

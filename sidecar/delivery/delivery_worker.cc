@@ -1,0 +1,265 @@
+#include "delivery/delivery_worker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+#include "common/phone.h"
+
+namespace sidecar {
+namespace {
+
+// The loop also wakes on its own this often, so deliveries queued by another process
+// sharing the database (or whose due time was not signalled) are never stranded.
+constexpr std::int64_t kIdlePollMs = 1000;
+
+const char* KindName(SendOutcome::Kind kind) {
+  switch (kind) {
+    case SendOutcome::Kind::kSent:
+      return "sent";
+    case SendOutcome::Kind::kRetry:
+      return "retry";
+    case SendOutcome::Kind::kPermanentFailure:
+      return "failed";
+    case SendOutcome::Kind::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& clock,
+                               RandomSource& random,
+                               std::vector<std::unique_ptr<SmsProvider>> providers,
+                               DeliverySettings settings)
+    : store_(store),
+      keys_(keys),
+      clock_(clock),
+      random_(random),
+      providers_(std::move(providers)),
+      settings_(std::move(settings)) {}
+
+DeliveryWorker::~DeliveryWorker() { Stop(); }
+
+Status DeliveryWorker::Start() {
+  TimeMs now = clock_.Now();
+  int requeued = 0;
+  Status ok = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<int> n = tx.RequeueSending(now);
+    if (!n.ok()) return n.error();
+    requeued = *n;
+    return OkStatus();
+  });
+  if (!ok.ok()) return ok;
+  if (requeued > 0) {
+    Log(LogLevel::kWarn, "delivery", "requeued deliveries interrupted by a restart",
+        {{"count", std::to_string(requeued)}});
+  }
+
+  heartbeat_.store(clock_.Now());
+  thread_ = std::thread([this] { Run(); });
+  return OkStatus();
+}
+
+void DeliveryWorker::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DeliveryWorker::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    wake_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+void DeliveryWorker::Run() {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) return;
+      wake_ = false;
+    }
+    heartbeat_.store(clock_.Now());
+    DrainDue();
+
+    std::int64_t wait_ms = kIdlePollMs;
+    Status next = store_.Transact([&](StoreTx& tx) -> Status {
+      Result<std::optional<TimeMs>> due = tx.NextDeliveryDue();
+      if (!due.ok()) return due.error();
+      if (due->has_value()) wait_ms = std::clamp<std::int64_t>(**due - clock_.Now(), 0, wait_ms);
+      return OkStatus();
+    });
+    if (!next.ok()) {
+      Log(LogLevel::kError, "delivery", "cannot read the outbox", {{"error", next.error().message}});
+    }
+
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return wake_ || stop_; });
+  }
+}
+
+int DeliveryWorker::DrainDue() {
+  int handled = 0;
+  while (DeliverOne()) {
+    ++handled;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) break;
+  }
+  return handled;
+}
+
+SmsProvider* DeliveryWorker::ProviderNamed(const std::string& name) const {
+  for (const auto& provider : providers_) {
+    if (provider->name() == name) return provider.get();
+  }
+  return nullptr;
+}
+
+SmsProvider* DeliveryWorker::ProviderAfter(const std::string& name) const {
+  for (std::size_t i = 0; i + 1 < providers_.size(); ++i) {
+    if (providers_[i]->name() == name) return providers_[i + 1].get();
+  }
+  return nullptr;
+}
+
+std::int64_t DeliveryWorker::Backoff(int attempts_on_provider) {
+  // Exponential with full jitter in the upper half, so that many deliveries failing at once
+  // do not all come back at the same moment.
+  int exponent = std::min(attempts_on_provider - 1, 20);
+  std::int64_t ceiling = std::min(settings_.max_backoff_ms, settings_.base_backoff_ms << exponent);
+  std::int64_t half = std::max<std::int64_t>(ceiling / 2, 1);
+  return half + random_.Uniform(static_cast<std::uint32_t>(std::min<std::int64_t>(half, 1 << 30)));
+}
+
+bool DeliveryWorker::DeliverOne() {
+  TimeMs now = clock_.Now();
+  std::optional<DeliveryJob> job;
+
+  // Claim: the row moves to "sending" before the provider is called, so a crash mid-send
+  // is visible at the next start.
+  Status claimed = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<DeliveryJob>> due = tx.FindDueDelivery(now);
+    if (!due.ok()) return due.error();
+    job = *due;
+    if (!job) return OkStatus();
+
+    if (ProviderNamed(job->delivery.provider) == nullptr) {
+      job->delivery.provider = providers_.front()->name();
+      job->delivery.provider_attempts = 0;
+    }
+    job->delivery.state = DeliveryState::kSending;
+    job->delivery.attempts += 1;
+    job->delivery.provider_attempts += 1;
+    job->delivery.updated_at = now;
+    return tx.UpdateDelivery(job->delivery);
+  });
+  if (!claimed.ok()) {
+    Log(LogLevel::kError, "delivery", "cannot claim a delivery", {{"error", claimed.error().message}});
+    return false;
+  }
+  if (!job) return false;
+
+  SendOutcome outcome;
+  Result<std::string> code = job->challenge.sealed_code
+                                 ? UnsealCode(keys_, *job->challenge.sealed_code)
+                                 : Result<std::string>(MakeError("unseal_failed", "no sealed code"));
+  if (!code.ok()) {
+    outcome = SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
+  } else {
+    SmsMessage message{job->challenge.phone, RenderMessage(settings_.message, *code),
+                       job->challenge.id};
+    outcome = ProviderNamed(job->delivery.provider)->Send(message);
+  }
+
+  Status recorded = Record(*job, outcome, now);
+  if (!recorded.ok()) {
+    Log(LogLevel::kError, "delivery", "cannot record a delivery outcome",
+        {{"delivery_id", std::to_string(job->delivery.id)}, {"error", recorded.error().message}});
+    return false;
+  }
+  return true;
+}
+
+Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started) {
+  TimeMs now = clock_.Now();
+  Delivery d = job.delivery;
+  d.updated_at = now;
+  std::string audit_outcome = KindName(outcome.kind);
+  std::string provider_used = d.provider;
+
+  switch (outcome.kind) {
+    case SendOutcome::Kind::kSent:
+      d.state = DeliveryState::kSent;
+      d.provider_message_id = outcome.message_id;
+      d.sent_at = now;
+      d.error.clear();
+      break;
+    case SendOutcome::Kind::kUnknown:
+      d.state = DeliveryState::kUnknown;
+      d.error = outcome.reason;
+      break;
+    case SendOutcome::Kind::kRetry:
+    case SendOutcome::Kind::kPermanentFailure: {
+      d.error = outcome.reason;
+      bool give_up_here = outcome.kind == SendOutcome::Kind::kPermanentFailure ||
+                          d.provider_attempts >= settings_.max_attempts;
+      SmsProvider* next = give_up_here ? ProviderAfter(d.provider) : nullptr;
+      if (!give_up_here) {
+        std::int64_t delay = outcome.retry_after_ms > 0 ? outcome.retry_after_ms
+                                                        : Backoff(d.provider_attempts);
+        d.state = DeliveryState::kQueued;
+        d.next_attempt_at = now + delay;
+      } else if (next != nullptr) {
+        d.state = DeliveryState::kQueued;
+        d.provider = next->name();
+        d.provider_attempts = 0;
+        d.next_attempt_at = now;
+        audit_outcome = "failover";
+      } else {
+        d.state = DeliveryState::kFailed;
+        audit_outcome = "failed";
+      }
+      break;
+    }
+  }
+
+  Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    Status updated = tx.UpdateDelivery(d);
+    if (!updated.ok()) return updated;
+
+    AuditEvent audit;
+    audit.time = now;
+    audit.event = "deliver";
+    audit.user = job.challenge.user;
+    audit.challenge_id = job.challenge.id;
+    audit.outcome = audit_outcome;
+    audit.client_ip = job.challenge.client_ip;
+    audit.phone_masked = MaskPhone(job.challenge.phone);
+    audit.detail = "provider=" + provider_used + " attempt=" + std::to_string(d.attempts) +
+                   " latency_ms=" + std::to_string(now - started) +
+                   " queued_ms=" + std::to_string(now - d.created_at);
+    if (!outcome.reason.empty()) audit.detail += " error=\"" + outcome.reason + "\"";
+    return tx.AppendAudit(audit);
+  });
+  if (!stored.ok()) return stored;
+
+  Log(outcome.kind == SendOutcome::Kind::kSent ? LogLevel::kInfo : LogLevel::kWarn, "delivery",
+      audit_outcome,
+      {{"challenge_id", job.challenge.id},
+       {"provider", provider_used},
+       {"phone", MaskPhone(job.challenge.phone)},
+       {"attempt", std::to_string(d.attempts)},
+       {"state", std::string(ToString(d.state))},
+       {"latency_ms", std::to_string(now - started)},
+       {"error", outcome.reason}});
+  return OkStatus();
+}
+
+}  // namespace sidecar

@@ -1,0 +1,107 @@
+#include "delivery/message.h"
+
+namespace sidecar {
+namespace {
+
+constexpr std::size_t kMaxTemplateLength = 480;
+
+// Calls `on_text` for literal runs and `on_placeholder` for each "{name}". Returns an error
+// for an unclosed brace.
+template <typename OnText, typename OnPlaceholder>
+Status Scan(std::string_view text, OnText on_text, OnPlaceholder on_placeholder) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t open = text.find('{', pos);
+    if (open == std::string_view::npos) {
+      on_text(text.substr(pos));
+      break;
+    }
+    on_text(text.substr(pos, open - pos));
+
+    std::size_t close = text.find('}', open);
+    if (close == std::string_view::npos) {
+      return MakeError("invalid_template", "a '{' is never closed");
+    }
+    Status placeholder = on_placeholder(text.substr(open + 1, close - open - 1));
+    if (!placeholder.ok()) return placeholder;
+    pos = close + 1;
+  }
+  return OkStatus();
+}
+
+std::string MinutesText(std::int64_t ttl_ms) {
+  // Rounded up, so that "expires in N minutes" never promises less time than is left.
+  std::int64_t minutes = (ttl_ms + 60'000 - 1) / 60'000;
+  return std::to_string(minutes < 1 ? 1 : minutes);
+}
+
+}  // namespace
+
+Status ValidateTemplate(std::string_view template_text) {
+  if (template_text.empty()) return MakeError("invalid_template", "the template is empty");
+  if (template_text.size() > kMaxTemplateLength) {
+    return MakeError("invalid_template", "the template is longer than 480 characters");
+  }
+
+  int code_count = 0;
+  Status scanned = Scan(
+      template_text, [](std::string_view) {},
+      [&](std::string_view name) -> Status {
+        if (name == "code") {
+          ++code_count;
+        } else if (name != "app" && name != "minutes") {
+          return MakeError("invalid_template",
+                           "unknown placeholder {" + std::string(name) +
+                               "}; known are {code}, {app} and {minutes}");
+        }
+        return OkStatus();
+      });
+  if (!scanned.ok()) return scanned;
+
+  if (code_count != 1) {
+    return MakeError("invalid_template", "the template must contain {code} exactly once");
+  }
+  return OkStatus();
+}
+
+Status ValidateWebOtpDomain(std::string_view domain) {
+  bool valid = !domain.empty() && domain.size() <= 253 && domain.front() != '.' &&
+               domain.back() != '.' && domain.front() != '-';
+  for (char c : domain) {
+    bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    valid = valid && allowed;
+  }
+  if (!valid) {
+    return MakeError("invalid_domain",
+                     "\"" + std::string(domain) + "\" is not a lower-case DNS host name");
+  }
+  return OkStatus();
+}
+
+std::string RenderMessage(const MessageSettings& settings, std::string_view code) {
+  std::string out;
+  std::string minutes = MinutesText(settings.ttl_ms);
+  Status ignored = Scan(
+      settings.template_text, [&](std::string_view text) { out += text; },
+      [&](std::string_view name) -> Status {
+        if (name == "code") {
+          out += code;
+        } else if (name == "app") {
+          out += settings.app_name;
+        } else {
+          out += minutes;
+        }
+        return OkStatus();
+      });
+  (void)ignored;
+
+  if (!settings.webotp_domain.empty()) {
+    out += "\n\n@";
+    out += settings.webotp_domain;
+    out += " #";
+    out += code;
+  }
+  return out;
+}
+
+}  // namespace sidecar

@@ -1,0 +1,214 @@
+#include "http/api.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "common/phone.h"
+#include "common/time_format.h"
+#include "http/problem.h"
+#include "http/requests.h"
+
+namespace sidecar {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse JsonResponse(int status, const json& body) {
+  return HttpResponse{status, "application/json",
+                      body.dump(-1, ' ', false, json::error_handler_t::replace),
+                      {}};
+}
+
+HttpResponse MethodNotAllowed(const std::string& path, const std::string& allow) {
+  HttpResponse response =
+      ProblemResponse(MakeError("method_not_allowed", "this endpoint takes " + allow), path);
+  response.headers.emplace_back("Allow", allow);
+  return response;
+}
+
+// Accepts a missing Content-Type (some callers omit it) and application/json with any
+// parameters; anything else is refused before the body is read.
+bool AcceptableContentType(const std::string& header) {
+  if (header.empty()) return true;
+  std::string type = header.substr(0, header.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type == "application/json";
+}
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+void LogStorageError(const Error& error) {
+  if (StatusForErrorCode(error.code) >= 500) {
+    Log(LogLevel::kError, "http", "request failed",
+        {{"code", error.code}, {"error", error.message}});
+  }
+}
+
+json DeliveryJson(const std::optional<Delivery>& delivery) {
+  if (!delivery) return json{{"state", "failed"}, {"error", "no delivery"}};
+  json out = {{"state", std::string(ToString(delivery->state))},
+              {"provider", delivery->provider},
+              {"attempts", delivery->attempts}};
+  out["provider_message_id"] = delivery->provider_message_id.empty()
+                                   ? json(nullptr)
+                                   : json(delivery->provider_message_id);
+  out["error"] = delivery->error.empty() ? json(nullptr) : json(delivery->error);
+  out["sent_at"] = delivery->sent_at ? json(FormatRfc3339Millis(*delivery->sent_at)) : json(nullptr);
+  return out;
+}
+
+}  // namespace
+
+HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
+  Problem problem = MakeProblem(error, instance);
+  return HttpResponse{problem.status, "application/problem+json", problem.body, {}};
+}
+
+Api::Api(ChallengeService& challenges, const Clock& clock)
+    : challenges_(challenges), clock_(clock) {}
+
+HttpResponse Api::Handle(const HttpRequest& request) {
+  try {
+    return Route(request);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "http", "unexpected exception", {{"error", e.what()}});
+  } catch (...) {
+    Log(LogLevel::kError, "http", "unexpected exception");
+  }
+  return ProblemResponse(MakeError("internal_error", "internal error"), request.path);
+}
+
+HttpResponse Api::Route(const HttpRequest& request) {
+  const std::string& method = request.method;
+  const std::string& path = request.path;
+  std::vector<std::string> parts = SplitPath(path);
+
+  bool body_method = method == "POST" || method == "PUT" || method == "PATCH";
+  if (body_method && !AcceptableContentType(request.content_type)) {
+    return ProblemResponse(MakeError("unsupported_media_type",
+                                     "Content-Type must be application/json"),
+                           path);
+  }
+
+  if (path == "/healthz") {
+    if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
+    return JsonResponse(200, {{"status", "ok"}});
+  }
+  if (path == "/v1/challenges") {
+    if (method != "POST") return MethodNotAllowed(path, "POST");
+    return Create(request);
+  }
+  if (path == "/v1/verify") {
+    if (method != "POST") return MethodNotAllowed(path, "POST");
+    return Verify(request, nullptr);
+  }
+  if (parts.size() == 3 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty()) {
+    if (method == "GET" || method == "HEAD") return Read(parts[2]);
+    if (method == "DELETE") return Cancel(request, parts[2]);
+    return MethodNotAllowed(path, "GET, HEAD, DELETE");
+  }
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty() &&
+      (parts[3] == "verify" || parts[3] == "resend")) {
+    if (method != "POST") return MethodNotAllowed(path, "POST");
+    return parts[3] == "verify" ? Verify(request, &parts[2]) : Resend(request, parts[2]);
+  }
+  return ProblemResponse(MakeError("not_found", "there is no endpoint at this path"), path);
+}
+
+HttpResponse Api::Create(const HttpRequest& request) {
+  Result<CreateRequest> parsed = ParseCreateRequest(request.body);
+  if (!parsed.ok()) return ProblemResponse(parsed.error(), request.path);
+
+  Result<CreatedChallenge> created = challenges_.Create(*parsed);
+  if (!created.ok()) {
+    LogStorageError(created.error());
+    return ProblemResponse(created.error(), request.path);
+  }
+
+  std::int64_t remaining_ms = created->expires_at - created->created_at;
+  return JsonResponse(202, {{"challenge_id", created->id},
+                            {"status", "pending"},
+                            {"expires_at", FormatRfc3339(created->expires_at)},
+                            {"expires_in", remaining_ms / 1000}});
+}
+
+HttpResponse Api::Read(const std::string& id) {
+  Result<ChallengeView> view = challenges_.Get(id);
+  if (!view.ok()) {
+    LogStorageError(view.error());
+    return ProblemResponse(view.error(), "/v1/challenges/" + id);
+  }
+
+  const Challenge& c = view->challenge;
+  std::int64_t remaining_ms = std::max<std::int64_t>(0, c.expires_at - clock_.Now());
+  bool pending = c.status == ChallengeStatus::kPending;
+  json body = {{"challenge_id", c.id},
+               {"status", std::string(ToString(c.status))},
+               {"user", c.user},
+               {"phone", MaskPhone(c.phone)},
+               {"attempts_remaining", pending ? c.max_attempts - c.attempts : 0},
+               {"created_at", FormatRfc3339(c.created_at)},
+               {"expires_at", FormatRfc3339(c.expires_at)},
+               {"expires_in", pending ? remaining_ms / 1000 : 0},
+               {"delivery", DeliveryJson(view->delivery)}};
+  body["ended_at"] = c.ended_at ? json(FormatRfc3339(*c.ended_at)) : json(nullptr);
+  return JsonResponse(200, body);
+}
+
+HttpResponse Api::Cancel(const HttpRequest& request, const std::string& id) {
+  Result<std::string> client_ip = ParseOptionalClientIp(request.body);
+  if (!client_ip.ok()) return ProblemResponse(client_ip.error(), request.path);
+
+  Status canceled = challenges_.Cancel(id, *client_ip);
+  if (!canceled.ok()) {
+    LogStorageError(canceled.error());
+    return ProblemResponse(canceled.error(), request.path);
+  }
+  return HttpResponse{204, "", "", {}};
+}
+
+HttpResponse Api::Verify(const HttpRequest& request, const std::string* id) {
+  Result<VerifyRequest> parsed = ParseVerifyRequest(request.body, id == nullptr);
+  if (!parsed.ok()) return ProblemResponse(parsed.error(), request.path);
+
+  Result<VerifyResult> result =
+      id != nullptr ? challenges_.VerifyById(*id, parsed->attempt, parsed->client_ip)
+                    : challenges_.VerifyByUser(parsed->user, parsed->attempt, parsed->client_ip);
+  if (!result.ok()) {
+    LogStorageError(result.error());
+    return ProblemResponse(result.error(), request.path);
+  }
+
+  json body = {{"status", std::string(ToString(result->status))},
+               {"challenge_id", result->challenge_id}};
+  if (result->status == VerifyStatus::kDenied) {
+    body["attempts_remaining"] = result->attempts_remaining;
+  }
+  if (!result->reason.empty()) body["reason"] = result->reason;
+  return JsonResponse(200, body);
+}
+
+HttpResponse Api::Resend(const HttpRequest& request, const std::string& id) {
+  Result<std::string> client_ip = ParseOptionalClientIp(request.body);
+  if (!client_ip.ok()) return ProblemResponse(client_ip.error(), request.path);
+
+  Status resent = challenges_.Resend(id, *client_ip);
+  if (!resent.ok()) {
+    LogStorageError(resent.error());
+    return ProblemResponse(resent.error(), request.path);
+  }
+  return JsonResponse(202, {{"challenge_id", id}, {"status", "pending"}});
+}
+
+}  // namespace sidecar

@@ -1,0 +1,61 @@
+#pragma once
+
+// The HTTP API as plain request-in, response-out, independent of the server library, so
+// that routing and answers can be tested without sockets.
+//
+//   POST   /v1/challenges              create          202
+//   GET    /v1/challenges/{id}         read            200
+//   DELETE /v1/challenges/{id}         cancel          204
+//   POST   /v1/challenges/{id}/verify  verify by id    200
+//   POST   /v1/challenges/{id}/resend  resend          202
+//   POST   /v1/verify                  verify by user  200
+//   GET    /healthz                    liveness        200
+//
+// Unknown paths are 404 "not_found"; known paths with another method are 405 with Allow.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "challenges/challenge_service.h"
+#include "common/clock.h"
+
+namespace sidecar {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;          // without the query string
+  std::string content_type;  // the header as sent, possibly empty
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type;  // empty when there is no body
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class Api {
+ public:
+  Api(ChallengeService& challenges, const Clock& clock);
+
+  // Never throws; every failure is a problem response.
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse Route(const HttpRequest& request);
+  HttpResponse Create(const HttpRequest& request);
+  HttpResponse Read(const std::string& id);
+  HttpResponse Cancel(const HttpRequest& request, const std::string& id);
+  HttpResponse Verify(const HttpRequest& request, const std::string* id);
+  HttpResponse Resend(const HttpRequest& request, const std::string& id);
+
+  ChallengeService& challenges_;
+  const Clock& clock_;
+};
+
+// A problem+json response for `error`; exposed for the server's own error paths.
+HttpResponse ProblemResponse(const Error& error, const std::string& instance);
+
+}  // namespace sidecar

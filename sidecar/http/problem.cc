@@ -1,0 +1,64 @@
+#include "http/problem.h"
+
+#include <array>
+#include <nlohmann/json.hpp>
+
+namespace sidecar {
+namespace {
+
+struct ProblemKind {
+  const char* code;
+  int status;
+  const char* title;
+};
+
+constexpr std::array<ProblemKind, 17> kProblems = {{
+    {"invalid_json", 400, "The body is not valid JSON"},
+    {"invalid_body", 400, "The body must be a JSON object"},
+    {"missing_field", 400, "A required field is missing or empty"},
+    {"invalid_field", 400, "A field has the wrong type or form"},
+    {"unknown_field", 400, "The body has a field this request does not take"},
+    {"invalid_phone", 400, "The phone number is not valid"},
+    {"bad_request", 400, "The request is malformed"},
+    {"not_found", 404, "No such endpoint"},
+    {"challenge_not_found", 404, "No such challenge"},
+    {"no_challenge", 404, "The user has no challenge"},
+    {"method_not_allowed", 405, "Method not allowed on this endpoint"},
+    {"challenge_not_pending", 409, "The challenge has ended"},
+    {"payload_too_large", 413, "The body is larger than 16 KiB"},
+    {"unsupported_media_type", 415, "Send the body as application/json"},
+    {"storage_unavailable", 503, "The database is unavailable; try again"},
+    {"conflict", 503, "A concurrent change got in the way; try again"},
+    {"internal_error", 500, "Internal error"},
+}};
+
+const ProblemKind& KindFor(const std::string& code) {
+  for (const ProblemKind& kind : kProblems) {
+    if (code == kind.code) return kind;
+  }
+  return kProblems.back();
+}
+
+}  // namespace
+
+int StatusForErrorCode(const std::string& code) { return KindFor(code).status; }
+
+Problem MakeProblem(const Error& error, const std::string& instance) {
+  const ProblemKind& kind = KindFor(error.code);
+  // Internal and storage details may name files or SQL; the caller gets the title only.
+  bool expose_detail = kind.status < 500;
+
+  nlohmann::json body = {
+      {"type", std::string("urn:otp-sidecar:problem:") + kind.code},
+      {"title", kind.title},
+      {"status", kind.status},
+      {"detail", expose_detail ? error.message : kind.title},
+      {"code", kind.code},
+  };
+  if (!error.field.empty()) body["field"] = error.field;
+  if (!instance.empty()) body["instance"] = instance;
+  return Problem{kind.status,
+                 body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+}  // namespace sidecar

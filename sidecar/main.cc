@@ -1,0 +1,33 @@
+// otp-sidecar: SMS one-time codes for a login server on the same host.
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/commands.h"
+#include "config/cli.h"
+#include "config/config.h"
+
+int main(int argc, char** argv) {
+  using namespace sidecar;
+  std::vector<std::string> args(argv + 1, argv + argc);
+
+  Result<CommandLine> line = ParseCommandLine(args);
+  if (!line.ok()) {
+    std::fprintf(stderr, "otp-sidecar: %s\n", line.error().message.c_str());
+    return 2;
+  }
+  if (line->command == Command::kHelp) {
+    std::fputs(HelpText(line->help_topic).c_str(), stdout);
+    return 0;
+  }
+  if (line->command == Command::kVersion) return RunVersion();
+
+  Result<Config> config = LoadConfig(line->overrides);
+  if (!config.ok()) {
+    std::fprintf(stderr, "otp-sidecar: invalid configuration:\n%s\n",
+                 config.error().message.c_str());
+    return 2;
+  }
+  return line->command == Command::kServe ? RunServe(*config) : RunMigrate(*config);
+}

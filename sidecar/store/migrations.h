@@ -1,0 +1,21 @@
+#pragma once
+
+// Schema migrations, embedded from migrations/NNNN_name.sql at build time. Version N is
+// applied when PRAGMA user_version < N, each in its own transaction together with the
+// user_version update, so a crash mid-way leaves the previous version intact.
+
+#include <string>
+#include <vector>
+
+namespace sidecar {
+
+struct Migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+// Sorted by version, starting at 1, without gaps.
+const std::vector<Migration>& EmbeddedMigrations();
+
+}  // namespace sidecar

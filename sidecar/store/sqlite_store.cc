@@ -1,0 +1,502 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <unordered_map>
+
+#include "store/migrations.h"
+
+namespace sidecar {
+namespace {
+
+Error SqliteError(sqlite3* db, const std::string& context) {
+  int code = sqlite3_extended_errcode(db);
+  std::string what = context + ": " + sqlite3_errmsg(db);
+  if ((code & 0xff) == SQLITE_CONSTRAINT) return MakeError("conflict", what);
+  return MakeError("storage_unavailable", what);
+}
+
+Status Exec(sqlite3* db, const char* sql, const std::string& context) {
+  char* message = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &message);
+  if (rc == SQLITE_OK) return OkStatus();
+  std::string what = context + ": " + (message != nullptr ? message : sqlite3_errstr(rc));
+  sqlite3_free(message);
+  return MakeError("storage_unavailable", what);
+}
+
+Result<int> UserVersion(sqlite3* db) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) != SQLITE_OK) {
+    return SqliteError(db, "reading schema version");
+  }
+  int version = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (version < 0) return SqliteError(db, "reading schema version");
+  return version;
+}
+
+// Applies each migration newer than the file in its own IMMEDIATE transaction, re-reading
+// the version inside it so that two processes migrating at once never apply one twice.
+Result<int> Migrate(sqlite3* db) {
+  const auto& migrations = EmbeddedMigrations();
+  int newest = migrations.empty() ? 0 : migrations.back().version;
+
+  for (const Migration& migration : migrations) {
+    Status begun = Exec(db, "BEGIN IMMEDIATE", "starting migration");
+    if (!begun.ok()) return begun.error();
+
+    Result<int> current = UserVersion(db);
+    if (!current.ok() || *current >= migration.version) {
+      Status ignored = Exec(db, "ROLLBACK", "ending migration");
+      (void)ignored;
+      if (!current.ok()) return current.error();
+      continue;
+    }
+
+    std::string context = std::string("applying migration ") + migration.name;
+    std::string set_version = "PRAGMA user_version = " + std::to_string(migration.version);
+    Status applied = Exec(db, migration.sql, context);
+    if (applied.ok()) applied = Exec(db, set_version.c_str(), context);
+    if (applied.ok()) applied = Exec(db, "COMMIT", context);
+    if (!applied.ok()) {
+      Status ignored = Exec(db, "ROLLBACK", context);
+      (void)ignored;
+      return applied.error();
+    }
+  }
+
+  Result<int> version = UserVersion(db);
+  if (version.ok() && *version > newest) {
+    return MakeError("schema_too_new", "the database has schema version " +
+                                           std::to_string(*version) +
+                                           " but this otp-sidecar knows only up to " +
+                                           std::to_string(newest) + "; upgrade otp-sidecar");
+  }
+  return version;
+}
+
+// A prepared statement borrowed from the cache for one use; reset when it goes out of scope.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void Bind(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  void Bind(int index, const Bytes& bytes) {
+    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void Bind(int index, const std::optional<Bytes>& bytes) {
+    if (bytes) {
+      Bind(index, *bytes);
+    } else {
+      sqlite3_bind_null(stmt_, index);
+    }
+  }
+  void Bind(int index, const std::optional<TimeMs>& value) {
+    if (value) {
+      Bind(index, *value);
+    } else {
+      sqlite3_bind_null(stmt_, index);
+    }
+  }
+
+  // Returns true for a row, false when done; errors on anything else.
+  Result<bool> Step(const char* context) {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, context);
+  }
+
+  Status Run(const char* context) {
+    Result<bool> stepped = Step(context);
+    if (!stepped.ok()) return stepped.error();
+    return OkStatus();
+  }
+
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    int size = sqlite3_column_bytes(stmt_, column);
+    return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text),
+                                                         static_cast<std::size_t>(size));
+  }
+  std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  Bytes Blob(int column) const {
+    const auto* data = static_cast<const unsigned char*>(sqlite3_column_blob(stmt_, column));
+    int size = sqlite3_column_bytes(stmt_, column);
+    return data == nullptr ? Bytes() : Bytes(data, data + size);
+  }
+  std::optional<TimeMs> OptionalInt(int column) const {
+    if (IsNull(column)) return std::nullopt;
+    return Int(column);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+constexpr const char* kChallengeColumns =
+    "id, user, phone, locale, client_ip, status, code_hash, sealed_code, attempts, "
+    "max_attempts, created_at, expires_at, ended_at";
+
+Challenge ReadChallenge(const Statement& row, int first) {
+  Challenge c;
+  c.id = row.Text(first + 0);
+  c.user = row.Text(first + 1);
+  c.phone = row.Text(first + 2);
+  c.locale = row.Text(first + 3);
+  c.client_ip = row.Text(first + 4);
+  ParseChallengeStatus(row.Text(first + 5), &c.status);
+  c.code_hash = row.Blob(first + 6);
+  if (!row.IsNull(first + 7)) c.sealed_code = row.Blob(first + 7);
+  c.attempts = static_cast<int>(row.Int(first + 8));
+  c.max_attempts = static_cast<int>(row.Int(first + 9));
+  c.created_at = row.Int(first + 10);
+  c.expires_at = row.Int(first + 11);
+  c.ended_at = row.OptionalInt(first + 12);
+  return c;
+}
+
+constexpr const char* kDeliveryColumns =
+    "id, challenge_id, state, provider, provider_message_id, attempts, provider_attempts, "
+    "error, created_at, next_attempt_at, updated_at, sent_at";
+
+Delivery ReadDelivery(const Statement& row, int first) {
+  Delivery d;
+  d.id = row.Int(first + 0);
+  d.challenge_id = row.Text(first + 1);
+  ParseDeliveryState(row.Text(first + 2), &d.state);
+  d.provider = row.Text(first + 3);
+  d.provider_message_id = row.Text(first + 4);
+  d.attempts = static_cast<int>(row.Int(first + 5));
+  d.provider_attempts = static_cast<int>(row.Int(first + 6));
+  d.error = row.Text(first + 7);
+  d.created_at = row.Int(first + 8);
+  d.next_attempt_at = row.Int(first + 9);
+  d.updated_at = row.Int(first + 10);
+  d.sent_at = row.OptionalInt(first + 11);
+  return d;
+}
+
+std::string Sql(const char* head, const char* columns, const char* tail) {
+  return std::string(head) + columns + tail;
+}
+
+}  // namespace
+
+class SqliteStore::Tx final : public StoreTx {
+ public:
+  Tx(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache)
+      : db_(db), cache_(cache) {}
+
+  Status InsertChallenge(const Challenge& c) override {
+    auto s = Prepare(
+        "INSERT INTO challenges (id, user, phone, locale, client_ip, status, code_hash, "
+        "sealed_code, attempts, max_attempts, created_at, expires_at, ended_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    if (!s.ok()) return s.error();
+    Statement& st = **s;
+    st.Bind(1, c.id);
+    st.Bind(2, c.user);
+    st.Bind(3, c.phone);
+    st.Bind(4, c.locale);
+    st.Bind(5, c.client_ip);
+    st.Bind(6, ToString(c.status));
+    st.Bind(7, c.code_hash);
+    st.Bind(8, c.sealed_code);
+    st.Bind(9, static_cast<std::int64_t>(c.attempts));
+    st.Bind(10, static_cast<std::int64_t>(c.max_attempts));
+    st.Bind(11, c.created_at);
+    st.Bind(12, c.expires_at);
+    st.Bind(13, c.ended_at);
+    return st.Run("inserting challenge");
+  }
+
+  Result<std::optional<Challenge>> FindChallenge(std::string_view id) override {
+    return QueryOneChallenge(Sql("SELECT ", kChallengeColumns, " FROM challenges WHERE id = ?1"),
+                             id, "reading challenge");
+  }
+
+  Result<std::optional<Challenge>> FindLatestChallengeOfUser(std::string_view user) override {
+    return QueryOneChallenge(Sql("SELECT ", kChallengeColumns,
+                                 " FROM challenges WHERE user = ?1 "
+                                 "ORDER BY created_at DESC, rowid DESC LIMIT 1"),
+                             user, "reading latest challenge");
+  }
+
+  Result<std::vector<Challenge>> FindPendingChallengesOfUser(std::string_view user) override {
+    auto s = Prepare(Sql("SELECT ", kChallengeColumns,
+                         " FROM challenges WHERE user = ?1 AND status = 'pending'"));
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, user);
+    return CollectChallenges(**s, "reading pending challenges");
+  }
+
+  Result<std::vector<Challenge>> FindExpiredPending(TimeMs now, int limit) override {
+    auto s = Prepare(Sql("SELECT ", kChallengeColumns,
+                         " FROM challenges WHERE status = 'pending' AND expires_at <= ?1 "
+                         "ORDER BY expires_at LIMIT ?2"));
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, now);
+    (*s)->Bind(2, static_cast<std::int64_t>(limit));
+    return CollectChallenges(**s, "reading expired challenges");
+  }
+
+  Status UpdateChallenge(const Challenge& c) override {
+    auto s = Prepare(
+        "UPDATE challenges SET status = ?2, attempts = ?3, ended_at = ?4, sealed_code = ?5 "
+        "WHERE id = ?1");
+    if (!s.ok()) return s.error();
+    Statement& st = **s;
+    st.Bind(1, c.id);
+    st.Bind(2, ToString(c.status));
+    st.Bind(3, static_cast<std::int64_t>(c.attempts));
+    st.Bind(4, c.ended_at);
+    st.Bind(5, c.sealed_code);
+    return st.Run("updating challenge");
+  }
+
+  Result<std::int64_t> InsertDelivery(std::string_view challenge_id, std::string_view provider,
+                                      TimeMs now) override {
+    auto s = Prepare(
+        "INSERT INTO deliveries (challenge_id, state, provider, created_at, next_attempt_at, "
+        "updated_at) VALUES (?1, 'queued', ?2, ?3, ?3, ?3)");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, challenge_id);
+    (*s)->Bind(2, provider);
+    (*s)->Bind(3, now);
+    Status ran = (*s)->Run("queueing delivery");
+    if (!ran.ok()) return ran.error();
+    return static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<std::optional<Delivery>> FindLatestDelivery(std::string_view challenge_id) override {
+    auto s = Prepare(Sql("SELECT ", kDeliveryColumns,
+                         " FROM deliveries WHERE challenge_id = ?1 ORDER BY id DESC LIMIT 1"));
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, challenge_id);
+    Result<bool> row = (*s)->Step("reading delivery");
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<Delivery>();
+    return std::optional<Delivery>(ReadDelivery(**s, 0));
+  }
+
+  Status UpdateDelivery(const Delivery& d) override {
+    auto s = Prepare(
+        "UPDATE deliveries SET state = ?2, provider = ?3, provider_message_id = ?4, "
+        "attempts = ?5, provider_attempts = ?6, error = ?7, next_attempt_at = ?8, "
+        "updated_at = ?9, sent_at = ?10 WHERE id = ?1");
+    if (!s.ok()) return s.error();
+    Statement& st = **s;
+    st.Bind(1, d.id);
+    st.Bind(2, ToString(d.state));
+    st.Bind(3, d.provider);
+    st.Bind(4, d.provider_message_id);
+    st.Bind(5, static_cast<std::int64_t>(d.attempts));
+    st.Bind(6, static_cast<std::int64_t>(d.provider_attempts));
+    st.Bind(7, d.error);
+    st.Bind(8, d.next_attempt_at);
+    st.Bind(9, d.updated_at);
+    st.Bind(10, d.sent_at);
+    return st.Run("updating delivery");
+  }
+
+  Status FailQueuedDeliveries(std::string_view challenge_id, std::string_view error,
+                              TimeMs now) override {
+    auto s = Prepare(
+        "UPDATE deliveries SET state = 'failed', error = ?2, updated_at = ?3 "
+        "WHERE challenge_id = ?1 AND state = 'queued'");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, challenge_id);
+    (*s)->Bind(2, error);
+    (*s)->Bind(3, now);
+    return (*s)->Run("failing queued deliveries");
+  }
+
+  Result<std::optional<DeliveryJob>> FindDueDelivery(TimeMs now) override {
+    const char* sql =
+        "SELECT d.id, d.challenge_id, d.state, d.provider, d.provider_message_id, "
+          "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
+          "d.updated_at, d.sent_at, "
+          "c.id, c.user, c.phone, c.locale, c.client_ip, c.status, c.code_hash, c.sealed_code, "
+          "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at "
+          "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
+          "WHERE d.state = 'queued' AND d.next_attempt_at <= ?1 "
+          "AND c.status = 'pending' AND c.expires_at > ?1 "
+          "ORDER BY d.next_attempt_at, d.id LIMIT 1";
+    auto s = Prepare(sql);
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, now);
+    Result<bool> row = (*s)->Step("reading due delivery");
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<DeliveryJob>();
+    return std::optional<DeliveryJob>(DeliveryJob{ReadDelivery(**s, 0), ReadChallenge(**s, 12)});
+  }
+
+  Result<std::optional<TimeMs>> NextDeliveryDue() override {
+    auto s = Prepare(
+        "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN challenges c "
+        "ON c.id = d.challenge_id WHERE d.state = 'queued' AND c.status = 'pending'");
+    if (!s.ok()) return s.error();
+    Result<bool> row = (*s)->Step("reading next due delivery");
+    if (!row.ok()) return row.error();
+    if (!*row || (*s)->IsNull(0)) return std::optional<TimeMs>();
+    return std::optional<TimeMs>((*s)->Int(0));
+  }
+
+  Result<int> RequeueSending(TimeMs now) override {
+    auto s = Prepare(
+        "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, updated_at = ?1 "
+        "WHERE state = 'sending'");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, now);
+    Status ran = (*s)->Run("requeueing interrupted deliveries");
+    if (!ran.ok()) return ran.error();
+    return sqlite3_changes(db_);
+  }
+
+  Status AppendAudit(const AuditEvent& e) override {
+    auto s = Prepare(
+        "INSERT INTO audit_events (time, event, user, challenge_id, outcome, client_ip, "
+        "phone_masked, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!s.ok()) return s.error();
+    Statement& st = **s;
+    st.Bind(1, e.time);
+    st.Bind(2, e.event);
+    st.Bind(3, e.user);
+    st.Bind(4, e.challenge_id);
+    st.Bind(5, e.outcome);
+    st.Bind(6, e.client_ip);
+    st.Bind(7, e.phone_masked);
+    st.Bind(8, e.detail);
+    return st.Run("writing audit event");
+  }
+
+ private:
+  // Statements are prepared once per SQL text and kept for the life of the connection.
+  Result<std::unique_ptr<Statement>> Prepare(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                             nullptr) != SQLITE_OK) {
+        return SqliteError(db_, "preparing statement");
+      }
+      it = cache_.emplace(sql, stmt).first;
+    }
+    return std::make_unique<Statement>(db_, it->second);
+  }
+
+  Result<std::optional<Challenge>> QueryOneChallenge(const std::string& sql,
+                                                     std::string_view key,
+                                                     const char* context) {
+    auto s = Prepare(sql);
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, key);
+    Result<bool> row = (*s)->Step(context);
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<Challenge>();
+    return std::optional<Challenge>(ReadChallenge(**s, 0));
+  }
+
+  Result<std::vector<Challenge>> CollectChallenges(Statement& st, const char* context) {
+    std::vector<Challenge> out;
+    while (true) {
+      Result<bool> row = st.Step(context);
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      out.push_back(ReadChallenge(st, 0));
+    }
+    return out;
+  }
+
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*>& cache_;
+};
+
+namespace {
+
+Status Configure(sqlite3* db) {
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  Status s = Exec(db, "PRAGMA journal_mode = WAL", "enabling WAL");
+  if (s.ok()) s = Exec(db, "PRAGMA synchronous = FULL", "setting synchronous");
+  if (s.ok()) s = Exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+  // Overwrite deleted content so erased sealed codes do not linger in free pages.
+  if (s.ok()) s = Exec(db, "PRAGMA secure_delete = ON", "enabling secure delete");
+  return s;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    Error error = MakeError("storage_unavailable",
+                            "opening database " + path + ": " +
+                                (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
+    sqlite3_close(db);
+    return error;
+  }
+
+  Status configured = Configure(db);
+  if (!configured.ok()) {
+    sqlite3_close(db);
+    return configured.error().WithContext("database " + path);
+  }
+
+  Result<int> version = Migrate(db);
+  if (!version.ok()) {
+    sqlite3_close(db);
+    return version.error().WithContext("database " + path);
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(db, *version));
+}
+
+SqliteStore::SqliteStore(sqlite3* db, int schema_version)
+    : db_(db), schema_version_(schema_version) {}
+
+SqliteStore::~SqliteStore() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
+  std::lock_guard<std::mutex> lock(mutex_);
+
+  // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
+  // overtaken by another process between its read and its write.
+  Status begun = Exec(db_, "BEGIN IMMEDIATE", "starting transaction");
+  if (!begun.ok()) return begun;
+
+  Tx tx(db_, statements_);
+  Status result = body(tx);
+  if (result.ok()) result = Exec(db_, "COMMIT", "committing transaction");
+  if (!result.ok() && !sqlite3_get_autocommit(db_)) {
+    Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
+    (void)ignored;
+  }
+  return result;
+}
+
+Status SqliteStore::Checkpoint() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing WAL");
+}
+
+}  // namespace sidecar

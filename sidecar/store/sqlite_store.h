@@ -1,0 +1,46 @@
+#pragma once
+
+// The SQLite store: one database file in WAL mode with synchronous=FULL (an acknowledged
+// challenge survives power loss), foreign keys on and a busy timeout so that a second
+// process (such as `otp-sidecar migrate` or an operator's sqlite3) waits instead of failing.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "store/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sidecar {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if missing) the database at `path` and applies pending migrations.
+  // Errors with "storage_unavailable" when the file cannot be opened or migrated, and with
+  // "schema_too_new" when the file was migrated by a newer otp-sidecar.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  ~SqliteStore() override;
+
+  Status Transact(const std::function<Status(StoreTx&)>& body) override;
+
+  // The schema version recorded in PRAGMA user_version.
+  int schema_version() const { return schema_version_; }
+
+  // Checkpoints the WAL into the main file (used at clean shutdown).
+  Status Checkpoint();
+
+ private:
+  class Tx;
+  SqliteStore(sqlite3* db, int schema_version);
+
+  std::mutex mutex_;  // guards db_ and statements_
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
+  int schema_version_;
+};
+
+}  // namespace sidecar

@@ -1,0 +1,75 @@
+#pragma once
+
+// The store is the one place that speaks SQL. It knows no rules: it offers the reads and
+// writes the rules need, grouped in transactions. A second backend (for example PostgreSQL,
+// shared by several hosts) implements the same two interfaces.
+
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "store/records.h"
+
+namespace sidecar {
+
+// Operations inside one transaction. Valid only during the Store::Transact call that
+// handed it out; not thread-safe. Every method fails with "storage_unavailable" when the
+// database cannot be read or written (disk full, read-only, I/O error).
+class StoreTx {
+ public:
+  virtual ~StoreTx() = default;
+
+  // Errors with "conflict" when the id already exists.
+  virtual Status InsertChallenge(const Challenge& challenge) = 0;
+
+  virtual Result<std::optional<Challenge>> FindChallenge(std::string_view id) = 0;
+
+  // The user's most recent challenge, whatever its status.
+  virtual Result<std::optional<Challenge>> FindLatestChallengeOfUser(std::string_view user) = 0;
+
+  virtual Result<std::vector<Challenge>> FindPendingChallengesOfUser(std::string_view user) = 0;
+
+  // Pending challenges whose expires_at <= now, oldest first, at most `limit`.
+  virtual Result<std::vector<Challenge>> FindExpiredPending(TimeMs now, int limit) = 0;
+
+  // Writes status, attempts, ended_at and sealed_code (nullopt erases it) of `challenge`.
+  virtual Status UpdateChallenge(const Challenge& challenge) = 0;
+
+  // Queues a new delivery for the challenge, due at `now`. Returns its id.
+  virtual Result<std::int64_t> InsertDelivery(std::string_view challenge_id,
+                                              std::string_view provider, TimeMs now) = 0;
+
+  virtual Result<std::optional<Delivery>> FindLatestDelivery(std::string_view challenge_id) = 0;
+
+  virtual Status UpdateDelivery(const Delivery& delivery) = 0;
+
+  // Marks every queued delivery of the challenge failed with `error`.
+  virtual Status FailQueuedDeliveries(std::string_view challenge_id, std::string_view error,
+                                      TimeMs now) = 0;
+
+  // The oldest queued delivery due at `now` whose challenge is pending and unexpired.
+  virtual Result<std::optional<DeliveryJob>> FindDueDelivery(TimeMs now) = 0;
+
+  // When the next queued delivery of a pending challenge falls due, if any.
+  virtual Result<std::optional<TimeMs>> NextDeliveryDue() = 0;
+
+  // Puts deliveries left in "sending" by a crash back in the queue. Returns how many.
+  virtual Result<int> RequeueSending(TimeMs now) = 0;
+
+  virtual Status AppendAudit(const AuditEvent& event) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `body` in one write transaction: commits when it returns ok, rolls back when it
+  // returns an error (which is passed on) or when the commit fails. Transactions are
+  // serialised, so `body` sees and changes a consistent snapshot: this is what makes
+  // concurrent verifies of one challenge compare no more codes than allowed. Thread-safe.
+  virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
+};
+
+}  // namespace sidecar
