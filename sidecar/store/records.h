@@ -23,6 +23,7 @@ struct Challenge {
   std::string id;
   std::string user;
   std::string phone;      // E.164
+  std::string region;     // ISO 3166-1 alpha-2 of the phone, like "US"
   std::string locale;     // may be empty
   std::string client_ip;  // may be empty
   ChallengeStatus status = ChallengeStatus::kPending;
@@ -60,6 +61,22 @@ struct Delivery {
 struct DeliveryJob {
   Delivery delivery;
   Challenge challenge;
+};
+
+// Sends and approvals of one region summed over a period.
+struct RegionCounts {
+  std::int64_t sends = 0;
+  std::int64_t approvals = 0;
+};
+
+struct RegionSuspension {
+  TimeMs since = 0;
+  TimeMs until = 0;
+};
+
+struct FailureStreak {
+  int failures = 0;
+  TimeMs last_failure_at = 0;
 };
 
 struct AuditEvent {

@@ -150,7 +150,7 @@ class Statement {
 
 constexpr const char* kChallengeColumns =
     "id, user, phone, locale, client_ip, status, code_hash, sealed_code, attempts, "
-    "max_attempts, created_at, expires_at, ended_at";
+    "max_attempts, created_at, expires_at, ended_at, region";
 
 Challenge ReadChallenge(const Statement& row, int first) {
   Challenge c;
@@ -167,6 +167,7 @@ Challenge ReadChallenge(const Statement& row, int first) {
   c.created_at = row.Int(first + 10);
   c.expires_at = row.Int(first + 11);
   c.ended_at = row.OptionalInt(first + 12);
+  c.region = row.Text(first + 13);
   return c;
 }
 
@@ -205,8 +206,8 @@ class SqliteStore::Tx final : public StoreTx {
   Status InsertChallenge(const Challenge& c) override {
     auto s = Prepare(
         "INSERT INTO challenges (id, user, phone, locale, client_ip, status, code_hash, "
-        "sealed_code, attempts, max_attempts, created_at, expires_at, ended_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+        "sealed_code, attempts, max_attempts, created_at, expires_at, ended_at, region) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     if (!s.ok()) return s.error();
     Statement& st = **s;
     st.Bind(1, c.id);
@@ -222,6 +223,7 @@ class SqliteStore::Tx final : public StoreTx {
     st.Bind(11, c.created_at);
     st.Bind(12, c.expires_at);
     st.Bind(13, c.ended_at);
+    st.Bind(14, c.region);
     return st.Run("inserting challenge");
   }
 
@@ -332,7 +334,7 @@ class SqliteStore::Tx final : public StoreTx {
           "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
           "d.updated_at, d.sent_at, "
           "c.id, c.user, c.phone, c.locale, c.client_ip, c.status, c.code_hash, c.sealed_code, "
-          "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at "
+          "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at, c.region "
           "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
           "WHERE d.state = 'queued' AND d.next_attempt_at <= ?1 "
           "AND c.status = 'pending' AND c.expires_at > ?1 "
@@ -383,6 +385,149 @@ class SqliteStore::Tx final : public StoreTx {
     st.Bind(7, e.phone_masked);
     st.Bind(8, e.detail);
     return st.Run("writing audit event");
+  }
+
+  Result<std::vector<TimeMs>> FindLimitEvents(std::string_view scope, std::string_view key,
+                                              TimeMs after) override {
+    auto s = Prepare(
+        "SELECT time FROM limit_events WHERE scope = ?1 AND key = ?2 AND time > ?3 "
+        "ORDER BY time");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, scope);
+    (*s)->Bind(2, key);
+    (*s)->Bind(3, after);
+    std::vector<TimeMs> times;
+    while (true) {
+      Result<bool> row = (*s)->Step("reading limit events");
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      times.push_back((*s)->Int(0));
+    }
+    return times;
+  }
+
+  Status AddLimitEvent(std::string_view scope, std::string_view key, TimeMs time) override {
+    auto s = Prepare("INSERT INTO limit_events (scope, key, time) VALUES (?1, ?2, ?3)");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, scope);
+    (*s)->Bind(2, key);
+    (*s)->Bind(3, time);
+    return (*s)->Run("counting a limit event");
+  }
+
+  Status PruneLimitEvents(std::string_view scope, std::string_view key, TimeMs before) override {
+    auto s = Prepare("DELETE FROM limit_events WHERE scope = ?1 AND key = ?2 AND time <= ?3");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, scope);
+    (*s)->Bind(2, key);
+    (*s)->Bind(3, before);
+    return (*s)->Run("pruning limit events");
+  }
+
+  Status PruneScope(std::string_view scope, TimeMs before) override {
+    auto s = Prepare("DELETE FROM limit_events WHERE scope = ?1 AND time <= ?2");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, scope);
+    (*s)->Bind(2, before);
+    return (*s)->Run("pruning limit events");
+  }
+
+  Status ClearLimitEvents(std::string_view scope, std::string_view key) override {
+    auto s = Prepare("DELETE FROM limit_events WHERE scope = ?1 AND key = ?2");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, scope);
+    (*s)->Bind(2, key);
+    return (*s)->Run("clearing limit events");
+  }
+
+  Result<FailureStreak> FindFailureStreak(std::string_view user) override {
+    auto s = Prepare("SELECT failures, last_failure_at FROM failure_streaks WHERE user = ?1");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, user);
+    Result<bool> row = (*s)->Step("reading failure streak");
+    if (!row.ok()) return row.error();
+    if (!*row) return FailureStreak{};
+    return FailureStreak{static_cast<int>((*s)->Int(0)), (*s)->Int(1)};
+  }
+
+  Status SaveFailureStreak(std::string_view user, const FailureStreak& streak) override {
+    auto s = Prepare(
+        "INSERT INTO failure_streaks (user, failures, last_failure_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (user) DO UPDATE SET failures = excluded.failures, "
+        "last_failure_at = excluded.last_failure_at");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, user);
+    (*s)->Bind(2, static_cast<std::int64_t>(streak.failures));
+    (*s)->Bind(3, streak.last_failure_at);
+    return (*s)->Run("saving failure streak");
+  }
+
+  Status ClearFailureStreak(std::string_view user) override {
+    auto s = Prepare("DELETE FROM failure_streaks WHERE user = ?1");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, user);
+    return (*s)->Run("clearing failure streak");
+  }
+
+  Status AddRegionCounts(std::string_view region, TimeMs bucket,
+                         const RegionCounts& delta) override {
+    auto s = Prepare(
+        "INSERT INTO region_counts (region, bucket, sends, approvals) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (region, bucket) DO UPDATE SET sends = sends + excluded.sends, "
+        "approvals = approvals + excluded.approvals");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, region);
+    (*s)->Bind(2, bucket);
+    (*s)->Bind(3, delta.sends);
+    (*s)->Bind(4, delta.approvals);
+    return (*s)->Run("counting region sends");
+  }
+
+  Result<RegionCounts> SumRegionCounts(std::string_view region, TimeMs after) override {
+    auto s = Prepare(
+        "SELECT COALESCE(SUM(sends), 0), COALESCE(SUM(approvals), 0) FROM region_counts "
+        "WHERE region = ?1 AND bucket > ?2");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, region);
+    (*s)->Bind(2, after);
+    Result<bool> row = (*s)->Step("reading region counts");
+    if (!row.ok()) return row.error();
+    return RegionCounts{(*s)->Int(0), (*s)->Int(1)};
+  }
+
+  Result<std::optional<RegionSuspension>> FindRegionSuspension(std::string_view region) override {
+    auto s = Prepare("SELECT since, until FROM region_suspensions WHERE region = ?1");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, region);
+    Result<bool> row = (*s)->Step("reading region suspension");
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<RegionSuspension>();
+    return std::optional<RegionSuspension>(RegionSuspension{(*s)->Int(0), (*s)->Int(1)});
+  }
+
+  Status SaveRegionSuspension(std::string_view region,
+                              const RegionSuspension& suspension) override {
+    auto s = Prepare(
+        "INSERT INTO region_suspensions (region, since, until) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (region) DO UPDATE SET since = excluded.since, until = excluded.until");
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, region);
+    (*s)->Bind(2, suspension.since);
+    (*s)->Bind(3, suspension.until);
+    return (*s)->Run("saving region suspension");
+  }
+
+  Status PruneAbuseState(TimeMs before) override {
+    for (const char* sql : {"DELETE FROM region_counts WHERE bucket <= ?1",
+                            "DELETE FROM failure_streaks WHERE last_failure_at <= ?1",
+                            "DELETE FROM region_suspensions WHERE until <= ?1"}) {
+      auto s = Prepare(sql);
+      if (!s.ok()) return s.error();
+      (*s)->Bind(1, before);
+      Status ran = (*s)->Run("pruning abuse state");
+      if (!ran.ok()) return ran;
+    }
+    return OkStatus();
   }
 
  private:
