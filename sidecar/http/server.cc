@@ -144,9 +144,10 @@ void HttpServer::Configure() {
   };
 
   server.set_tcp_nodelay(true);
-  server.set_socket_options([](socket_t sock) {
+  server.set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_socket_ = sock;  // only the listening socket comes here, before bind
   });
   server.set_payload_max_length(kMaxBodyBytes);
   server.set_keep_alive_max_count(10'000);
@@ -227,6 +228,10 @@ Result<int> HttpServer::Bind() {
                                           : "it cannot be bound";
     return MakeError("listen_failed", "cannot listen on " + address.ToString() + ": " + why);
   }
+  // Debian's cpp-httplib listens with a backlog of 5: a burst of new connections overflows
+  // it and each dropped SYN is retried only after a second or more. Listening again on the
+  // bound socket raises the backlog (capped by net.core.somaxconn).
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   return port;
 }
 

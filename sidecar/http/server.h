@@ -50,6 +50,7 @@ class HttpServer {
   Api& api_;
   ServerSettings settings_;
   std::unique_ptr<httplib::Server> server_;
+  int listen_socket_ = -1;  // recorded by the socket-options hook; see Bind()
 };
 
 }  // namespace sidecar

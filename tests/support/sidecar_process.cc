@@ -1,0 +1,358 @@
+#include "support/sidecar_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#ifndef OTP_SIDECAR_BINARY
+#error "OTP_SIDECAR_BINARY must name the otp-sidecar binary"
+#endif
+
+namespace sidecar::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr Millis kStartDeadline{10'000};
+
+// The test process talks to servers that may close a connection while a request is still
+// being written (an over-long body, a server being killed); cpp-httplib does not pass
+// MSG_NOSIGNAL, so SIGPIPE would kill the whole test binary.
+const bool kSigpipeIgnored = [] {
+  ::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+
+int OpenForAppend(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+// Starts OTP_SIDECAR_BINARY with `args` in `dir`, stdin from /dev/null and stdout/stderr
+// appended to the given files. Only async-signal-safe calls happen between fork and exec.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
+            const std::string& out_path, const std::string& err_path) {
+  (void)kSigpipeIgnored;
+  std::string binary = OTP_SIDECAR_BINARY;
+  std::vector<std::string> storage;
+  storage.push_back(binary);
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw std::runtime_error("cannot open /dev/null");
+  int out = OpenForAppend(out_path);
+  int err = OpenForAppend(err_path);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // The sidecar must never outlive the test binary, whatever happens to it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGPIPE, &dfl, nullptr);
+
+    if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(127);
+    for (int fd = 3; fd < 4096; ++fd) ::close(fd);  // sockets of the test's own clients
+    if (::chdir(dir.c_str()) != 0) ::_exit(127);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int fork_errno = errno;
+  ::close(in);
+  ::close(out);
+  ::close(err);
+  if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(fork_errno));
+  return pid;
+}
+
+int DecodeStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Waits for `pid` to exit until the deadline; true and `*code` set when it did.
+bool WaitForExit(pid_t pid, Millis timeout, int* code) {
+  bool done = PollUntil(
+      [&] {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+          *code = DecodeStatus(status);
+          return true;
+        }
+        if (r < 0 && errno == ECHILD) {
+          *code = -1;
+          return true;
+        }
+        return false;
+      },
+      timeout, Millis(5));
+  return done;
+}
+
+void KillAndWait(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  int ignored = 0;
+  // SIGKILL cannot be caught; the deadline only guards against a bug in this harness.
+  if (!WaitForExit(pid, Millis(10'000), &ignored)) {
+    throw std::runtime_error("process " + std::to_string(pid) + " survived SIGKILL");
+  }
+}
+
+std::string FirstDigits(const std::string& text) {
+  std::size_t start = text.find_first_of("0123456789");
+  if (start == std::string::npos) return "";
+  std::size_t end = text.find_first_not_of("0123456789", start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+bool PollUntil(const std::function<bool()>& condition, Millis timeout, Millis interval) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(interval);
+  }
+  return condition();
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteFileBytes(const std::string& path, const std::string& text, unsigned mode) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + path);
+    out << text;
+  }
+  if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("cannot chmod " + path);
+}
+
+ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::string& dir,
+                            Millis timeout) {
+  static std::atomic<int> counter{0};
+  std::string tag = std::to_string(++counter);
+  std::string out_path = dir + "/run-" + tag + ".out";
+  std::string err_path = dir + "/run-" + tag + ".err";
+
+  pid_t pid = Spawn(args, dir, out_path, err_path);
+  ExitResult result;
+  if (!WaitForExit(pid, timeout, &result.exit_code)) {
+    result.timed_out = true;
+    KillAndWait(pid);
+    result.exit_code = -1;
+  }
+  result.out = ReadFileBytes(out_path);
+  result.err = ReadFileBytes(err_path);
+  return result;
+}
+
+SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(options)) {
+  if (dir_.path().empty()) throw std::runtime_error("cannot make a temporary folder");
+  if (!options_.config_toml.empty()) WriteFileBytes(config_path(), options_.config_toml);
+  Start();
+}
+
+SidecarProcess::~SidecarProcess() {
+  try {
+    KillAndReap();
+  } catch (...) {
+    // Nothing more can be done from a destructor; PR_SET_PDEATHSIG is the last resort.
+  }
+}
+
+std::vector<std::string> SidecarProcess::Arguments() const {
+  std::vector<std::string> args = {"serve",          "--listen",     options_.listen,
+                                   "--database",     database_path(), "--sms-provider",
+                                   "file",           "--sms-file",   sms_path()};
+  if (!options_.config_toml.empty()) {
+    args.push_back("--config");
+    args.push_back(config_path());
+  }
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  return args;
+}
+
+void SidecarProcess::Start() {
+  std::string err_path = dir_.File("stderr.log");
+  std::size_t offset = ReadFileBytes(err_path).size();  // earlier runs' lines come first
+  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path);
+  port_ = 0;
+
+  auto fail = [&](const std::string& why) {
+    KillAndReap();
+    std::string err = ReadFileBytes(err_path);
+    throw std::runtime_error("otp-sidecar did not start: " + why +
+                             "\n--- stderr ---\n" + err.substr(std::min(offset, err.size())));
+  };
+
+  static const std::regex kListening(R"(msg=listening address=127\.0\.0\.1:([0-9]+))");
+  bool exited = false;
+  int exit_code = 0;
+  bool listening = PollUntil(
+      [&] {
+        std::string err = ReadFileBytes(err_path);
+        std::string mine = err.substr(std::min(offset, err.size()));
+        std::smatch match;
+        if (std::regex_search(mine, match, kListening)) {
+          port_ = std::stoi(match[1].str());
+          return true;
+        }
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+          exited = true;
+          exit_code = DecodeStatus(status);
+          pid_ = -1;
+          return true;
+        }
+        return false;
+      },
+      kStartDeadline);
+  if (exited) fail("it exited with status " + std::to_string(exit_code));
+  if (!listening || port_ <= 0) fail("no listening line within the deadline");
+
+  httplib::Client health = client();
+  health.set_connection_timeout(std::chrono::milliseconds(500));
+  bool healthy = PollUntil(
+      [&] {
+        httplib::Result res = health.Get("/healthz");
+        return res && res->status == 200;
+      },
+      kStartDeadline);
+  if (!healthy) fail("GET /healthz did not answer 200 within the deadline");
+}
+
+void SidecarProcess::KillAndReap() {
+  if (pid_ <= 0) return;
+  pid_t pid = pid_;
+  pid_ = -1;
+  KillAndWait(pid);
+}
+
+httplib::Client SidecarProcess::client() const {
+  httplib::Client c("127.0.0.1", port_);
+  c.set_connection_timeout(std::chrono::seconds(2));
+  c.set_read_timeout(std::chrono::seconds(10));
+  c.set_write_timeout(std::chrono::seconds(10));
+  return c;
+}
+
+void SidecarProcess::Signal(int signal) {
+  if (pid_ <= 0) throw std::runtime_error("Signal: the sidecar is not running");
+  ::kill(pid_, signal);
+}
+
+int SidecarProcess::WaitForExit(Millis timeout) {
+  if (pid_ <= 0) throw std::runtime_error("WaitForExit: the sidecar is not running");
+  int code = -1;
+  if (!sidecar::testing::WaitForExit(pid_, timeout, &code)) return -1;
+  pid_ = -1;
+  return code;
+}
+
+int SidecarProcess::Stop(Millis timeout) {
+  Signal(SIGTERM);
+  int code = WaitForExit(timeout);
+  if (pid_ > 0) {
+    KillAndReap();
+    return -1;
+  }
+  return code;
+}
+
+void SidecarProcess::Kill9() {
+  if (pid_ <= 0) throw std::runtime_error("Kill9: the sidecar is not running");
+  KillAndReap();
+}
+
+void SidecarProcess::Restart() {
+  if (pid_ > 0) Stop();
+  Start();
+}
+
+std::string SidecarProcess::stderr_text() const { return ReadFileBytes(dir_.File("stderr.log")); }
+
+std::string SidecarProcess::stdout_text() const { return ReadFileBytes(dir_.File("stdout.log")); }
+
+std::vector<SmsRecord> SidecarProcess::AllSms() const {
+  std::vector<SmsRecord> records;
+  std::string text = ReadFileBytes(sms_path());
+  std::size_t start = 0;
+  while (true) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;  // a line still being written is not read
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
+    if (!value.is_object()) throw std::runtime_error("sms.jsonl has a line that is not JSON: " + line);
+    SmsRecord record;
+    record.to = value.value("to", "");
+    record.body = value.value("body", "");
+    record.challenge_id = value.value("challenge_id", "");
+    record.sent_at = value.value("sent_at", "");
+    record.code = FirstDigits(record.body);
+    records.push_back(record);
+  }
+  return records;
+}
+
+std::vector<SmsRecord> SidecarProcess::SmsFor(const std::string& challenge_id) const {
+  std::vector<SmsRecord> mine;
+  for (SmsRecord& record : AllSms()) {
+    if (record.challenge_id == challenge_id) mine.push_back(record);
+  }
+  return mine;
+}
+
+std::vector<SmsRecord> SidecarProcess::WaitForSmsCount(const std::string& challenge_id,
+                                                       std::size_t count, Millis timeout) const {
+  std::vector<SmsRecord> found;
+  bool ok = PollUntil(
+      [&] {
+        found = SmsFor(challenge_id);
+        return found.size() >= count;
+      },
+      timeout);
+  if (!ok) {
+    throw std::runtime_error("expected " + std::to_string(count) + " SMS for " + challenge_id +
+                             ", found " + std::to_string(found.size()) +
+                             "\n--- sms.jsonl ---\n" + ReadFileBytes(sms_path()));
+  }
+  return found;
+}
+
+std::string SidecarProcess::WaitForSms(const std::string& challenge_id, Millis timeout) const {
+  return WaitForSmsCount(challenge_id, 1, timeout).front().code;
+}
+
+}  // namespace sidecar::testing

@@ -1,0 +1,137 @@
+#pragma once
+
+// A real otp-sidecar process for the integration tests.
+//
+// SidecarProcess makes a temporary folder, writes an optional TOML configuration there and
+// starts the binary built by CMake (OTP_SIDECAR_BINARY) as
+//
+//   otp-sidecar serve --listen 127.0.0.1:0 --database DIR/otp.db --sms-provider file
+//                     --sms-file DIR/sms.jsonl [--config DIR/config.toml] [extra flags]
+//
+// with stdout and stderr appended to DIR/stdout.log and DIR/stderr.log. It waits (with a
+// deadline, by polling) for the "msg=listening address=127.0.0.1:PORT" line and then for
+// GET /healthz to answer 200. The process is always killed in the destructor, and it is
+// also killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+
+#include "support/fakes.h"
+
+namespace sidecar::testing {
+
+using Millis = std::chrono::milliseconds;
+
+// Calls `condition` every `interval` until it returns true (then true) or `timeout` has
+// passed (then false, after one last try).
+bool PollUntil(const std::function<bool()>& condition, Millis timeout,
+               Millis interval = Millis(10));
+
+// The whole file as bytes; "" when it does not exist.
+std::string ReadFileBytes(const std::string& path);
+
+// Writes (replacing) `text` to `path` and sets `mode`.
+void WriteFileBytes(const std::string& path, const std::string& text, unsigned mode = 0600);
+
+// How a child process ended.
+struct ExitResult {
+  int exit_code = -1;      // the exit status, or 128 + signal when killed by a signal
+  bool timed_out = false;  // true when it had to be killed at the deadline
+  std::string out;         // its stdout
+  std::string err;         // its stderr
+};
+
+// Runs OTP_SIDECAR_BINARY with `args` in the folder `dir` (stdout and stderr go to files
+// there) and waits for it to exit, killing it after `timeout`.
+ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::string& dir,
+                            Millis timeout = Millis(10'000));
+
+// One line of the file provider's output.
+struct SmsRecord {
+  std::string to;
+  std::string body;
+  std::string challenge_id;
+  std::string sent_at;
+  std::string code;  // the first run of ASCII digits in the body
+};
+
+struct SidecarOptions {
+  std::string config_toml;              // written to DIR/config.toml and passed when not empty
+  std::vector<std::string> extra_args;  // appended after the default serve flags
+  std::string listen = "127.0.0.1:0";
+};
+
+class SidecarProcess {
+ public:
+  // Starts the sidecar and waits until it serves; throws std::runtime_error (holding its
+  // stderr) when it does not come up within the deadline.
+  explicit SidecarProcess(SidecarOptions options = {});
+  ~SidecarProcess();
+  SidecarProcess(const SidecarProcess&) = delete;
+  SidecarProcess& operator=(const SidecarProcess&) = delete;
+
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+
+  // A client for this sidecar, with short timeouts so a hung server fails the test.
+  httplib::Client client() const;
+
+  const TempDir& dir() const { return dir_; }
+  std::string database_path() const { return dir_.File("otp.db"); }
+  std::string sms_path() const { return dir_.File("sms.jsonl"); }
+  std::string config_path() const { return dir_.File("config.toml"); }
+
+  // Sends SIGTERM and waits up to `timeout`; returns the exit status (128 + signal when it
+  // died of a signal, -1 when it had to be killed at the deadline). 0 for a clean stop.
+  int Stop(Millis timeout = Millis(5000));
+
+  // Sends `signal` to the running sidecar (it stays tracked; see WaitForExit).
+  void Signal(int signal);
+
+  // Waits up to `timeout` for the sidecar to exit on its own and reaps it; returns the exit
+  // status as Stop() does, or -1 (still running, still tracked) at the deadline.
+  int WaitForExit(Millis timeout);
+
+  // SIGKILL, then reaps it.
+  void Kill9();
+
+  // Stops it if it still runs, then starts it again on the same folder and database (the
+  // kernel picks a new port unless a fixed one was configured).
+  void Restart();
+
+  // Everything the process (all its runs) wrote to stderr / stdout so far.
+  std::string stderr_text() const;
+  std::string stdout_text() const;
+
+  std::vector<SmsRecord> AllSms() const;
+  std::vector<SmsRecord> SmsFor(const std::string& challenge_id) const;
+
+  // Waits until sms.jsonl holds a message for `challenge_id` and returns its code; throws
+  // std::runtime_error at the deadline.
+  std::string WaitForSms(const std::string& challenge_id, Millis timeout = Millis(10'000)) const;
+
+  // Waits until sms.jsonl holds at least `count` messages for `challenge_id` and returns
+  // them; throws std::runtime_error at the deadline.
+  std::vector<SmsRecord> WaitForSmsCount(const std::string& challenge_id, std::size_t count,
+                                         Millis timeout = Millis(10'000)) const;
+
+ private:
+  void Start();
+  void KillAndReap();
+  std::vector<std::string> Arguments() const;
+
+  SidecarOptions options_;
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace sidecar::testing
