@@ -231,6 +231,18 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
   }
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    // The challenge may have ended while the provider had the message; its queued deliveries
+    // were failed then, and this one must not go back in the queue either.
+    if (d.state == DeliveryState::kQueued) {
+      Result<std::optional<Challenge>> current = tx.FindChallenge(job.challenge.id);
+      if (!current.ok()) return current.error();
+      if (!current->has_value() || (*current)->status != ChallengeStatus::kPending) {
+        d.state = DeliveryState::kFailed;
+        d.error = current->has_value() ? std::string(ToString((*current)->status)) : "ended";
+        audit_outcome = "failed";
+      }
+    }
+
     Status updated = tx.UpdateDelivery(d);
     if (!updated.ok()) return updated;
 

@@ -630,7 +630,15 @@ Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
   if (!begun.ok()) return begun;
 
   Tx tx(db_, statements_);
-  Status result = body(tx);
+  Status result = OkStatus();
+  try {
+    result = body(tx);
+  } catch (...) {
+    // Never leave the connection inside the transaction: every later BEGIN would fail.
+    Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
+    (void)ignored;
+    throw;
+  }
   if (result.ok()) result = Exec(db_, "COMMIT", "committing transaction");
   if (!result.ok() && !sqlite3_get_autocommit(db_)) {
     Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");

@@ -1,0 +1,404 @@
+#include "config/config.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include "support/fakes.h"
+#include "unit/unit_helpers.h"
+
+using namespace sidecar;
+using sidecar::testing::TempDir;
+using sidecar::testing::WriteWholeFile;
+
+namespace {
+
+constexpr const char* kOrigin = "/etc/otp-sidecar/otp-sidecar.toml";
+
+Config MustParse(const std::string& text) {
+  Result<Config> config = ParseConfigText(text, kOrigin);
+  REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
+  return *config;
+}
+
+// The error message for `text`, which must be refused as invalid_config.
+std::string Problems(const std::string& text) {
+  Result<Config> config = ParseConfigText(text, kOrigin);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.error().code == "invalid_config");
+  return config.error().message;
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+int LineCount(const std::string& text) {
+  return 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::string ShippedConfigPath() {
+  return (std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "etc" /
+          "otp-sidecar.toml")
+      .string();
+}
+
+}  // namespace
+
+TEST_SUITE("config") {
+  TEST_CASE("an empty file gives the documented defaults") {
+    Config c = MustParse("");
+
+    CHECK(c.listen == "127.0.0.1:8470");
+    CHECK(c.listen_address.host == "127.0.0.1");
+    CHECK(c.listen_address.port == 8470);
+    CHECK(c.database == "otp-sidecar.db");
+    CHECK(c.key_file == "otp-sidecar.key");
+    CHECK(c.app_name == "Example");
+    CHECK(c.log_level == LogLevel::kInfo);
+    CHECK(c.code_length == 6);
+    CHECK(c.code_ttl_ms == 300'000);
+    CHECK(c.max_attempts == 5);
+    CHECK(c.sms_providers == std::vector<std::string>{"console"});
+    CHECK(c.sms_template ==
+          "{code} is your {app} verification code. It expires in {minutes} minutes.");
+    CHECK(c.webotp_domain.empty());
+    CHECK(c.sms_file_path == "sms.jsonl");
+    CHECK(c.http_min_threads == 8);
+    CHECK(c.http_max_threads == 512);
+    CHECK(c.http_keep_alive_timeout_ms == 5000);
+    CHECK(c.http_request_timeout_ms == 5000);
+    CHECK(c.delivery_max_attempts == 5);
+  }
+
+  TEST_CASE("LoadConfig without a file gives the defaults too") {
+    Result<Config> c = LoadConfig(ConfigOverrides{});
+    REQUIRE(c.ok());
+    CHECK(c->listen_address.port == 8470);
+    CHECK(c->database == "otp-sidecar.db");
+    CHECK(c->key_file == "otp-sidecar.key");
+  }
+
+  TEST_CASE("every documented key is read") {
+    Config c = MustParse(R"(
+listen = "127.0.0.2:9001"
+database = "/srv/otp/otp.db"
+key_file = "/srv/keys/otp.key"
+app_name = "Acme Bank"
+log_level = "debug"
+
+[code]
+length = 8
+ttl = "90s"
+max_attempts = 3
+
+[sms]
+providers = ["file", "console"]
+template = "{app}: {code}"
+webotp_domain = "login.acme.example"
+
+[sms.file]
+path = "/srv/otp/sms.jsonl"
+
+[http]
+min_threads = 2
+max_threads = 64
+keep_alive_timeout = "10s"
+request_timeout = "2s"
+
+[delivery]
+max_attempts = 9
+)");
+
+    CHECK(c.listen == "127.0.0.2:9001");
+    CHECK(c.listen_address.host == "127.0.0.2");
+    CHECK(c.listen_address.port == 9001);
+    CHECK(c.database == "/srv/otp/otp.db");
+    CHECK(c.key_file == "/srv/keys/otp.key");
+    CHECK(c.app_name == "Acme Bank");
+    CHECK(c.log_level == LogLevel::kDebug);
+    CHECK(c.code_length == 8);
+    CHECK(c.code_ttl_ms == 90'000);
+    CHECK(c.max_attempts == 3);
+    CHECK(c.sms_providers == std::vector<std::string>{"file", "console"});
+    CHECK(c.sms_template == "{app}: {code}");
+    CHECK(c.webotp_domain == "login.acme.example");
+    CHECK(c.sms_file_path == "/srv/otp/sms.jsonl");
+    CHECK(c.http_min_threads == 2);
+    CHECK(c.http_max_threads == 64);
+    CHECK(c.http_keep_alive_timeout_ms == 10'000);
+    CHECK(c.http_request_timeout_ms == 2000);
+    CHECK(c.delivery_max_attempts == 9);
+  }
+
+  TEST_CASE("the shipped etc/otp-sidecar.toml is valid") {
+    ConfigOverrides overrides;
+    overrides.config_file = ShippedConfigPath();
+    REQUIRE(std::filesystem::exists(overrides.config_file));
+
+    Result<Config> c = LoadConfig(overrides);
+    REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+    CHECK(c->sms_providers == std::vector<std::string>{"file"});
+    CHECK(c->key_file == "/var/lib/otp-sidecar/otp-sidecar.key");
+  }
+
+  TEST_CASE("unknown keys are reported with file and line") {
+    std::string problems = Problems(
+        "listen = \"127.0.0.1:8470\"\n"
+        "lisen = \"127.0.0.1:8471\"\n"
+        "[code]\n"
+        "lenght = 6\n"
+        "[sms.file]\n"
+        "pth = \"x\"\n"
+        "[bogus]\n"
+        "x = 1\n");
+
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: lisen: unknown key"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":4: code.lenght: unknown key"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":6: sms.file.pth: unknown key"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":7: bogus: unknown key"));
+  }
+
+  TEST_CASE("values of the wrong type are reported with file, line and key") {
+    std::string problems = Problems(
+        "listen = 8470\n"
+        "[code]\n"
+        "length = \"6\"\n"
+        "max_attempts = 2.5\n"
+        "ttl = 300\n"
+        "[sms]\n"
+        "providers = \"file\"\n"
+        "[http]\n"
+        "min_threads = true\n");
+
+    CHECK(Contains(problems, std::string(kOrigin) + ":1: listen: must be a string"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":3: code.length: must be an integer"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":4: code.max_attempts: must be an integer"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":5: code.ttl: must be a duration"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":7: sms.providers: must be an array"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":9: http.min_threads: must be an integer"));
+  }
+
+  TEST_CASE("a table given as a value, and arrays holding non-strings, are refused") {
+    CHECK(Contains(Problems("code = 5\n"), "code: must be a table"));
+    CHECK(Contains(Problems("[sms]\nproviders = [\"file\", 1]\n"),
+                   "sms.providers: must be an array of strings"));
+  }
+
+  TEST_CASE("bad durations are refused") {
+    for (const char* ttl : {"5", "5x", "-1s", "", "1.5m", "5 m"}) {
+      CAPTURE(ttl);
+      std::string problems = Problems(std::string("[code]\nttl = \"") + ttl + "\"\n");
+      CHECK(Contains(problems, std::string(kOrigin) + ":2: code.ttl:"));
+    }
+    CHECK(Contains(Problems("[http]\nrequest_timeout = \"5x\"\n"), "http.request_timeout:"));
+  }
+
+  TEST_CASE("code.length must be 6 to 10") {
+    CHECK(MustParse("[code]\nlength = 6\n").code_length == 6);
+    CHECK(MustParse("[code]\nlength = 10\n").code_length == 10);
+
+    CHECK(Contains(Problems("[code]\nlength = 5\n"), "code.length: must be between 6 and 10"));
+    CHECK(Contains(Problems("[code]\nlength = 11\n"), "code.length: must be between 6 and 10"));
+    CHECK(Contains(Problems("[code]\nlength = -6\n"), "code.length:"));
+  }
+
+  TEST_CASE("code.max_attempts must be 1 to 20") {
+    CHECK(MustParse("[code]\nmax_attempts = 1\n").max_attempts == 1);
+    CHECK(MustParse("[code]\nmax_attempts = 20\n").max_attempts == 20);
+
+    CHECK(Contains(Problems("[code]\nmax_attempts = 0\n"), "code.max_attempts:"));
+    CHECK(Contains(Problems("[code]\nmax_attempts = 21\n"), "code.max_attempts:"));
+    CHECK(Contains(Problems("[code]\nmax_attempts = 4294967297\n"), "code.max_attempts:"));
+  }
+
+  TEST_CASE("code.ttl must be 1s to 1d") {
+    CHECK(MustParse("[code]\nttl = \"1s\"\n").code_ttl_ms == 1000);
+    CHECK(MustParse("[code]\nttl = \"1d\"\n").code_ttl_ms == 86'400'000);
+    CHECK(MustParse("[code]\nttl = \"24h\"\n").code_ttl_ms == 86'400'000);
+
+    CHECK(Contains(Problems("[code]\nttl = \"999ms\"\n"), "code.ttl: must be between"));
+    CHECK(Contains(Problems("[code]\nttl = \"25h\"\n"), "code.ttl: must be between"));
+    CHECK(Contains(Problems("[code]\nttl = \"2d\"\n"), "code.ttl: must be between"));
+  }
+
+  TEST_CASE("a non-loopback listen address is refused") {
+    for (const char* listen : {"0.0.0.0:8470", "192.168.1.10:8470", "10.0.0.1:8470", "[::]:8470",
+                               "[2001:db8::1]:8470", "128.0.0.1:8470"}) {
+      CAPTURE(listen);
+      std::string problems = Problems(std::string("listen = \"") + listen + "\"\n");
+      CHECK(Contains(problems, "listen:"));
+      CHECK(Contains(problems, "loopback"));
+    }
+  }
+
+  TEST_CASE("malformed listen addresses are refused") {
+    for (const char* listen :
+         {"127.0.0.1", "127.0.0.1:", "127.0.0.1:abc", "127.0.0.1:65536", "127.0.0.1:-1", "::1:8470",
+          ":8470", "example.com:8470", "127.0.0.1:84 70", ""}) {
+      CAPTURE(listen);
+      CHECK(Contains(Problems(std::string("listen = \"") + listen + "\"\n"), "listen:"));
+    }
+  }
+
+  TEST_CASE("loopback listen addresses are accepted, IPv6 in brackets") {
+    Config v6 = MustParse("listen = \"[::1]:8470\"\n");
+    CHECK(v6.listen_address.host == "::1");
+    CHECK(v6.listen_address.port == 8470);
+    CHECK(v6.listen_address.ToString() == "[::1]:8470");
+
+    Config named = MustParse("listen = \"localhost:9000\"\n");
+    CHECK(named.listen_address.host == "localhost");
+    CHECK(named.listen_address.port == 9000);
+
+    Config other = MustParse("listen = \"127.1.2.3:0\"\n");
+    CHECK(other.listen_address.host == "127.1.2.3");
+    CHECK(other.listen_address.port == 0);
+    CHECK(other.listen_address.ToString() == "127.1.2.3:0");
+  }
+
+  TEST_CASE("IsLoopbackHost knows 127.0.0.0/8, ::1 and localhost") {
+    CHECK(IsLoopbackHost("127.0.0.1"));
+    CHECK(IsLoopbackHost("127.255.255.254"));
+    CHECK(IsLoopbackHost("::1"));
+    CHECK(IsLoopbackHost("localhost"));
+
+    CHECK_FALSE(IsLoopbackHost("0.0.0.0"));
+    CHECK_FALSE(IsLoopbackHost("::"));
+    CHECK_FALSE(IsLoopbackHost("128.0.0.1"));
+    CHECK_FALSE(IsLoopbackHost("10.127.0.1"));
+    CHECK_FALSE(IsLoopbackHost("localhost.example.com"));
+    CHECK_FALSE(IsLoopbackHost(""));
+  }
+
+  TEST_CASE("several problems are reported together, one per line") {
+    std::string problems = Problems(
+        "listen = \"0.0.0.0:8470\"\n"
+        "log_level = \"loud\"\n"
+        "[code]\n"
+        "length = 4\n"
+        "ttl = \"5x\"\n"
+        "[sms]\n"
+        "template = \"no code here\"\n");
+
+    CHECK(LineCount(problems) == 5);
+    CHECK(Contains(problems, "listen:"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: log_level:"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":4: code.length:"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":5: code.ttl:"));
+    CHECK(Contains(problems, "sms.template:"));
+  }
+
+  TEST_CASE("a TOML syntax error is reported with file and line") {
+    std::string problems = Problems("listen = \"127.0.0.1:8470\"\n[code\nlength = 6\n");
+    CHECK(Contains(problems, std::string(kOrigin) + ":2:"));
+  }
+
+  TEST_CASE("provider lists are checked") {
+    CHECK(Contains(Problems("[sms]\nproviders = []\n"), "sms.providers:"));
+    CHECK(Contains(Problems("[sms]\nproviders = [\"twilio\"]\n"), "twilio"));
+    CHECK(Contains(Problems("[sms]\nproviders = [\"console\", \"console\"]\n"), "listed twice"));
+    CHECK(Contains(Problems("[sms]\nproviders = [\"file\"]\n[sms.file]\npath = \"\"\n"),
+                   "sms.file.path:"));
+  }
+
+  TEST_CASE("templates, WebOTP domains, app names and thread counts are checked") {
+    CHECK(Contains(Problems("[sms]\ntemplate = \"{code} {code}\"\n"), "sms.template:"));
+    CHECK(Contains(Problems("[sms]\ntemplate = \"{code} {foo}\"\n"), "sms.template:"));
+    CHECK(
+        Contains(Problems("[sms]\nwebotp_domain = \"Login.Example.com\"\n"), "sms.webotp_domain:"));
+    CHECK(Contains(Problems("app_name = \"\"\n"), "app_name:"));
+    CHECK(Contains(Problems("app_name = \"" + std::string(65, 'a') + "\"\n"), "app_name:"));
+    CHECK(Contains(Problems("app_name = \"a\\nb\"\n"), "app_name:"));
+    CHECK(Contains(Problems("[http]\nmin_threads = 10\nmax_threads = 5\n"), "http.min_threads:"));
+    CHECK(Contains(Problems("database = \"\"\n"), "database:"));
+  }
+
+  TEST_CASE("flags override the file") {
+    TempDir dir;
+    std::string file = dir.File("otp.toml");
+    WriteWholeFile(file,
+                   "listen = \"127.0.0.1:8470\"\n"
+                   "database = \"/srv/file.db\"\n"
+                   "key_file = \"/srv/file.key\"\n"
+                   "log_level = \"warn\"\n"
+                   "[code]\n"
+                   "length = 7\n"
+                   "[sms]\n"
+                   "providers = [\"console\"]\n"
+                   "[sms.file]\n"
+                   "path = \"/srv/file.jsonl\"\n");
+
+    ConfigOverrides flags;
+    flags.config_file = file;
+    flags.listen = "[::1]:9100";
+    flags.database = "/tmp/flag.db";
+    flags.key_file = "/tmp/flag.key";
+    flags.sms_provider = "file";
+    flags.sms_file = "/tmp/flag.jsonl";
+    flags.log_level = "error";
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+    CHECK(c->listen_address.host == "::1");
+    CHECK(c->listen_address.port == 9100);
+    CHECK(c->database == "/tmp/flag.db");
+    CHECK(c->key_file == "/tmp/flag.key");
+    CHECK(c->sms_providers == std::vector<std::string>{"file"});
+    CHECK(c->sms_file_path == "/tmp/flag.jsonl");
+    CHECK(c->log_level == LogLevel::kError);
+    CHECK(c->code_length == 7);  // not overridden: from the file
+  }
+
+  TEST_CASE("bad flag values are reported by flag") {
+    ConfigOverrides flags;
+    flags.log_level = "chatty";
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE_FALSE(c.ok());
+    CHECK(Contains(c.error().message, "--log-level:"));
+
+    ConfigOverrides listen;
+    listen.listen = "0.0.0.0:8470";
+    Result<Config> d = LoadConfig(listen);
+    REQUIRE_FALSE(d.ok());
+    CHECK(Contains(d.error().message, "loopback"));
+  }
+
+  TEST_CASE("a config file that cannot be read is an error naming it") {
+    TempDir dir;
+    ConfigOverrides flags;
+    flags.config_file = dir.File("missing.toml");
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code == "invalid_config");
+    CHECK(Contains(c.error().message, flags.config_file));
+  }
+
+  TEST_CASE("key_file defaults to otp-sidecar.key beside the database") {
+    CHECK(MustParse("database = \"/var/lib/otp/otp.db\"\n").key_file ==
+          "/var/lib/otp/otp-sidecar.key");
+    CHECK(MustParse("database = \"data/otp.db\"\n").key_file == "data/otp-sidecar.key");
+    CHECK(MustParse("database = \"otp.db\"\n").key_file == "otp-sidecar.key");
+    CHECK(MustParse("database = \"/otp.db\"\n").key_file == "/otp-sidecar.key");
+
+    CHECK(MustParse("database = \"/a/otp.db\"\nkey_file = \"/b/k\"\n").key_file == "/b/k");
+  }
+
+  TEST_CASE("key_file follows a --database flag when neither names a key file") {
+    TempDir dir;
+    std::string file = dir.File("otp.toml");
+    WriteWholeFile(file, "database = \"/srv/file.db\"\n");
+
+    ConfigOverrides flags;
+    flags.config_file = file;
+    flags.database = "/tmp/elsewhere/flag.db";
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE(c.ok());
+    CHECK(c->key_file == "/tmp/elsewhere/otp-sidecar.key");
+  }
+
+}  // TEST_SUITE

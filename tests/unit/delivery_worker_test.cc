@@ -1,0 +1,469 @@
+#include "delivery/delivery_worker.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "challenges/challenge_service.h"
+#include "store/sqlite_store.h"
+#include "support/fakes.h"
+#include "unit/unit_helpers.h"
+
+using namespace sidecar;
+using sidecar::testing::AuditOf;
+using sidecar::testing::AuditRow;
+using sidecar::testing::AuditTrail;
+using sidecar::testing::FakeClock;
+using sidecar::testing::FakeProvider;
+using sidecar::testing::FakeRandom;
+using sidecar::testing::InitSodium;
+using sidecar::testing::LatestDelivery;
+using sidecar::testing::LoadChallenge;
+using sidecar::testing::MustTransact;
+using sidecar::testing::OpenStore;
+using sidecar::testing::TempDir;
+using sidecar::testing::TestMasterKey;
+
+namespace {
+
+constexpr const char* kPhone = "+12065550100";
+
+SendOutcome Unknown(std::string why) {
+  return SendOutcome{SendOutcome::Kind::kUnknown, "", 0, std::move(why)};
+}
+
+DeliverySettings Settings(int max_attempts = 3) {
+  DeliverySettings settings;
+  settings.message = {"{code} is your {app} code. It expires in {minutes} minutes.", "Acme",
+                      "login.acme.example", 300'000};
+  settings.max_attempts = max_attempts;
+  settings.base_backoff_ms = 1000;
+  settings.max_backoff_ms = 60'000;
+  return settings;
+}
+
+// A DeliveryWorker with one or two FakeProviders ("primary", "secondary") on a real store,
+// and a ChallengeService to create challenges for it.
+struct Harness {
+  explicit Harness(int provider_count = 1, DeliverySettings settings = Settings(),
+                   const CodeKeys* worker_keys = nullptr) {
+    std::vector<std::unique_ptr<SmsProvider>> providers;
+    auto first = std::make_unique<FakeProvider>("primary");
+    primary = first.get();
+    providers.push_back(std::move(first));
+    if (provider_count > 1) {
+      auto second = std::make_unique<FakeProvider>("secondary");
+      secondary = second.get();
+      providers.push_back(std::move(second));
+    }
+    worker = std::make_unique<DeliveryWorker>(*store, worker_keys ? *worker_keys : keys, clock,
+                                              random, std::move(providers), settings);
+  }
+
+  std::string Create(const std::string& user = "alice") {
+    Result<CreatedChallenge> created = service.Create({user, kPhone, "", "192.0.2.1"});
+    REQUIRE(created.ok());
+    return created->id;
+  }
+
+  std::string CodeOf(const std::string& id) {
+    Challenge c = LoadChallenge(*store, id);
+    REQUIRE(c.sealed_code.has_value());
+    return *UnsealCode(keys, *c.sealed_code);
+  }
+
+  Delivery Latest(const std::string& id) {
+    std::optional<Delivery> d = LatestDelivery(*store, id);
+    REQUIRE(d.has_value());
+    return *d;
+  }
+
+  std::string Expected(const std::string& code) {
+    return code + " is your Acme code. It expires in 5 minutes.\n\n@login.acme.example #" + code;
+  }
+
+  bool sodium_ready = (InitSodium(), true);
+  TempDir dir;
+  std::string path = dir.File("otp.db");
+  std::unique_ptr<SqliteStore> store = OpenStore(path);
+  CodeKeys keys{TestMasterKey()};
+  FakeClock clock;
+  FakeRandom random;
+  ChallengeService service{
+      *store, keys, clock, random, ChallengeSettings{6, 300'000, 5, "primary"}, [this] {
+        if (worker) worker->Wake();
+      }};
+  FakeProvider* primary = nullptr;
+  FakeProvider* secondary = nullptr;
+  std::unique_ptr<DeliveryWorker> worker;
+};
+
+template <typename Predicate>
+bool Eventually(Predicate predicate) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::yield();
+  }
+  return predicate();
+}
+
+}  // namespace
+
+TEST_SUITE("delivery_worker") {
+  TEST_CASE("a sent delivery is recorded as sent and the provider got the rendered text") {
+    Harness h;
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+
+    CHECK(h.worker->DrainDue() == 1);
+
+    std::vector<SmsMessage> sent = h.primary->sent();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].to == kPhone);
+    CHECK(sent[0].body == h.Expected(code));
+    CHECK(sent[0].challenge_id == id);
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kSent);
+    CHECK(d.provider == "primary");
+    CHECK(d.provider_message_id == "fake-1");
+    CHECK(d.attempts == 1);
+    REQUIRE(d.sent_at.has_value());
+    CHECK(*d.sent_at == h.clock.Now());
+    CHECK(d.error.empty());
+  }
+
+  TEST_CASE("a sent delivery is audited without the code and is not sent again") {
+    Harness h;
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+
+    h.worker->DrainDue();
+    h.clock.Advance(60'000);
+
+    CHECK(h.worker->DrainDue() == 0);
+    CHECK(h.primary->sent().size() == 1);
+    std::vector<AuditRow> audit = AuditOf(h.path, id);
+    REQUIRE(audit.size() == 2);
+    CHECK(audit[1].event == "deliver");
+    CHECK(audit[1].outcome == "sent");
+    CHECK(audit[1].phone_masked == "+1206*****00");
+    CHECK(audit[1].detail.find("provider=primary") != std::string::npos);
+    CHECK(audit[1].detail.find(code) == std::string::npos);
+  }
+
+  TEST_CASE("sending keeps the sealed code so the challenge can be resent and verified") {
+    Harness h;
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+    h.worker->DrainDue();
+
+    REQUIRE(h.service.Resend(id, "").ok());
+    CHECK(h.worker->DrainDue() == 1);
+
+    std::vector<SmsMessage> sent = h.primary->sent();
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[1].body == sent[0].body);
+    CHECK(h.service.VerifyById(id, {code, true}, "")->status == VerifyStatus::kApproved);
+  }
+
+  TEST_CASE("a retry outcome queues the delivery again for later, then it is sent") {
+    Harness h;
+    h.primary->Script({SendOutcome::Retry("provider busy")});
+    std::string id = h.Create();
+    TimeMs start = h.clock.Now();
+
+    CHECK(h.worker->DrainDue() == 1);
+
+    Delivery queued = h.Latest(id);
+    CHECK(queued.state == DeliveryState::kQueued);
+    CHECK(queued.next_attempt_at > start);
+    CHECK(queued.next_attempt_at <= start + 60'000);
+    CHECK(queued.error == "provider busy");
+    CHECK(queued.attempts == 1);
+
+    CHECK(h.worker->DrainDue() == 0);  // not due yet
+    h.clock.Set(queued.next_attempt_at - 1);
+    CHECK(h.worker->DrainDue() == 0);
+
+    h.clock.Set(queued.next_attempt_at);
+    CHECK(h.worker->DrainDue() == 1);
+
+    Delivery sent = h.Latest(id);
+    CHECK(sent.state == DeliveryState::kSent);
+    CHECK(sent.attempts == 2);
+    CHECK(h.primary->sent().size() == 2);
+    CHECK(AuditTrail(h.path, id) ==
+          std::vector<std::string>{"create/pending", "deliver/retry", "deliver/sent"});
+  }
+
+  TEST_CASE("a retry honours the provider's Retry-After") {
+    Harness h;
+    h.primary->Script({SendOutcome::Retry("rate limited", 7000)});
+    std::string id = h.Create();
+    TimeMs start = h.clock.Now();
+
+    h.worker->DrainDue();
+
+    CHECK(h.Latest(id).next_attempt_at == start + 7000);
+    h.clock.Advance(6999);
+    CHECK(h.worker->DrainDue() == 0);
+    h.clock.Advance(1);
+    CHECK(h.worker->DrainDue() == 1);
+    CHECK(h.Latest(id).state == DeliveryState::kSent);
+  }
+
+  TEST_CASE("backoff grows but never beyond max_backoff_ms") {
+    DeliverySettings settings = Settings(8);
+    settings.base_backoff_ms = 1000;
+    settings.max_backoff_ms = 4000;
+    Harness h(1, settings);
+    std::vector<SendOutcome> retries(7, SendOutcome::Retry("busy"));
+    h.primary->Script(retries);
+    std::string id = h.Create();
+
+    std::vector<std::int64_t> delays;
+    for (int i = 0; i < 7; ++i) {
+      TimeMs now = h.clock.Now();
+      REQUIRE(h.worker->DrainDue() == 1);
+      Delivery d = h.Latest(id);
+      REQUIRE(d.state == DeliveryState::kQueued);
+      delays.push_back(d.next_attempt_at - now);
+      h.clock.Set(d.next_attempt_at);
+    }
+
+    for (std::int64_t delay : delays) {
+      CHECK(delay >= 1);
+      CHECK(delay <= 4000);
+    }
+    CHECK(delays.back() >= 2000);  // the ceiling reached, jittered in its upper half
+  }
+
+  TEST_CASE("when retries run out on a provider the next provider takes over") {
+    Harness h(2, Settings(2));
+    h.primary->Script({SendOutcome::Retry("busy"), SendOutcome::Retry("still busy")});
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+
+    h.worker->DrainDue();
+    h.clock.Set(h.Latest(id).next_attempt_at);
+    h.worker->DrainDue();
+
+    CHECK(h.primary->sent().size() == 2);
+    std::vector<SmsMessage> second = h.secondary->sent();
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].body == h.Expected(code));
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kSent);
+    CHECK(d.provider == "secondary");
+    CHECK(d.attempts == 3);
+    CHECK(AuditTrail(h.path, id) == std::vector<std::string>{"create/pending", "deliver/retry",
+                                                             "deliver/failover", "deliver/sent"});
+  }
+
+  TEST_CASE("when retries run out on the last provider the delivery fails for good") {
+    Harness h(1, Settings(2));
+    h.primary->Script({SendOutcome::Retry("busy"), SendOutcome::Retry("still busy")});
+    std::string id = h.Create();
+
+    h.worker->DrainDue();
+    h.clock.Set(h.Latest(id).next_attempt_at);
+    h.worker->DrainDue();
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kFailed);
+    CHECK(d.error == "still busy");
+    h.clock.Advance(3'600'000);
+    CHECK(h.worker->DrainDue() == 0);
+    CHECK(h.primary->sent().size() == 2);
+    CHECK(AuditTrail(h.path, id).back() == "deliver/failed");
+  }
+
+  TEST_CASE("a permanent failure moves on to the next provider at once") {
+    Harness h(2);
+    h.primary->Script({SendOutcome::Permanent("number not reachable via primary")});
+    std::string id = h.Create();
+
+    CHECK(h.worker->DrainDue() == 2);
+
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.secondary->sent().size() == 1);
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kSent);
+    CHECK(d.provider == "secondary");
+  }
+
+  TEST_CASE("a permanent failure on the last provider fails the delivery") {
+    Harness h(2);
+    h.primary->Script({SendOutcome::Permanent("no")});
+    h.secondary->Script({SendOutcome::Permanent("no either")});
+    std::string id = h.Create();
+
+    h.worker->DrainDue();
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kFailed);
+    CHECK(d.error == "no either");
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.secondary->sent().size() == 1);
+  }
+
+  TEST_CASE("an unknown outcome is recorded as unknown and never sent again") {
+    Harness h(2);
+    h.primary->Script({Unknown("connection reset after the request was written")});
+    std::string id = h.Create();
+
+    CHECK(h.worker->DrainDue() == 1);
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kUnknown);
+    h.clock.Advance(3'600'000);
+    CHECK(h.worker->DrainDue() == 0);
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.secondary->sent().empty());
+    CHECK(AuditTrail(h.path, id).back() == "deliver/unknown");
+  }
+
+  TEST_CASE("a sealed code that does not open fails the delivery without calling any provider") {
+    SUBCASE("tampered in the database") {
+      Harness h(2);
+      std::string id = h.Create();
+      Challenge c = LoadChallenge(*h.store, id);
+      c.sealed_code->back() ^= 0x01;
+      MustTransact(*h.store, [&](StoreTx& tx) { return tx.UpdateChallenge(c); });
+
+      h.worker->DrainDue();
+
+      CHECK(h.Latest(id).state == DeliveryState::kFailed);
+      CHECK(h.primary->sent().empty());
+      CHECK(h.secondary->sent().empty());
+    }
+    SUBCASE("sealed under another key") {
+      InitSodium();
+      CodeKeys other(TestMasterKey(99));
+      Harness h(1, Settings(), &other);
+      std::string id = h.Create();
+
+      h.worker->DrainDue();
+
+      CHECK(h.Latest(id).state == DeliveryState::kFailed);
+      CHECK(h.primary->sent().empty());
+    }
+  }
+
+  TEST_CASE("deliveries of ended or expired challenges are not sent") {
+    Harness h;
+
+    SUBCASE("canceled") {
+      std::string id = h.Create();
+      REQUIRE(h.service.Cancel(id, "").ok());
+      CHECK(h.worker->DrainDue() == 0);
+    }
+    SUBCASE("approved before the worker ran") {
+      std::string id = h.Create();
+      REQUIRE(h.service.VerifyById(id, {h.CodeOf(id), true}, "")->status ==
+              VerifyStatus::kApproved);
+      CHECK(h.worker->DrainDue() == 0);
+    }
+    SUBCASE("expired, even before the sweep ended it") {
+      std::string id = h.Create();
+      h.clock.Set(LoadChallenge(*h.store, id).expires_at);
+      CHECK(h.worker->DrainDue() == 0);
+    }
+
+    CHECK(h.primary->sent().empty());
+  }
+
+  TEST_CASE("only the newest of a user's challenges is delivered") {
+    Harness h;
+    std::string old_id = h.Create("alice");
+    std::string new_id = h.Create("alice");
+
+    CHECK(h.worker->DrainDue() == 1);
+
+    std::vector<SmsMessage> sent = h.primary->sent();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].challenge_id == new_id);
+    CHECK(sent[0].body == h.Expected(h.CodeOf(new_id)));
+    CHECK(h.Latest(old_id).state == DeliveryState::kFailed);
+  }
+
+  TEST_CASE("a challenge that ends while its message is with the provider is not queued again") {
+    Harness h(2, Settings(1));
+    std::string id = h.Create();
+    h.primary->OnSend([&](const SmsMessage&) { REQUIRE(h.service.Cancel(id, "").ok()); });
+
+    SUBCASE("the provider asks for a retry") {
+      h.primary->Script({SendOutcome::Retry("busy", 1000)});
+      h.worker->DrainDue();
+    }
+    SUBCASE("the provider fails for good and another provider is next") {
+      h.primary->Script({SendOutcome::Permanent("no route")});
+      h.worker->DrainDue();
+    }
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kFailed);
+    CHECK(LoadChallenge(*h.store, id).status == ChallengeStatus::kCanceled);
+    CHECK(h.secondary->sent().empty());
+    CHECK(AuditTrail(h.path, id).back() == "deliver/failed");
+    sidecar::testing::SqlReader reader(h.path);
+    CHECK(reader.Int("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'") == 0);
+  }
+
+  TEST_CASE("DrainDue sends every due delivery, oldest first") {
+    Harness h;
+    std::string a = h.Create("a");
+    h.clock.Advance(1);
+    std::string b = h.Create("b");
+    h.clock.Advance(1);
+    std::string c = h.Create("c");
+
+    CHECK(h.worker->DrainDue() == 3);
+
+    std::vector<SmsMessage> sent = h.primary->sent();
+    REQUIRE(sent.size() == 3);
+    CHECK(sent[0].challenge_id == a);
+    CHECK(sent[1].challenge_id == b);
+    CHECK(sent[2].challenge_id == c);
+  }
+
+  TEST_CASE("Start requeues a delivery interrupted mid-send and the thread sends it") {
+    Harness h;
+    std::string id = h.Create();
+    MustTransact(*h.store, [&](StoreTx& tx) -> Status {
+      Delivery d = **tx.FindLatestDelivery(id);
+      d.state = DeliveryState::kSending;
+      d.attempts = 1;
+      return tx.UpdateDelivery(d);
+    });
+
+    REQUIRE(h.worker->Start().ok());
+
+    CHECK(Eventually([&] { return h.Latest(id).state == DeliveryState::kSent; }));
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.worker->last_heartbeat() == h.clock.Now());
+    h.worker->Stop();
+    h.worker->Stop();  // idempotent
+  }
+
+  TEST_CASE("a started worker sends a new challenge's code once woken") {
+    Harness h;
+    REQUIRE(h.worker->Start().ok());
+
+    std::string id = h.Create();
+
+    CHECK(Eventually([&] { return h.primary->sent().size() == 1; }));
+    CHECK(Eventually([&] { return h.Latest(id).state == DeliveryState::kSent; }));
+    h.worker->Stop();
+
+    std::string after_stop = h.Create("bob");
+    CHECK(h.Latest(after_stop).state == DeliveryState::kQueued);
+  }
+
+}  // TEST_SUITE
