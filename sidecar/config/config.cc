@@ -11,6 +11,7 @@
 #include "codes/codes.h"
 #include "common/time_format.h"
 #include "delivery/message.h"
+#include "limits/rate_rule.h"
 
 namespace sidecar {
 namespace {
@@ -118,6 +119,47 @@ class TableReader {
     *out = *ms;
   }
 
+  void Boolean(std::string_view key, bool* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_boolean()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be true or false");
+      return;
+    }
+    *out = node->as_boolean()->get();
+  }
+
+  void Fraction(std::string_view key, double* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    double value = -1;
+    if (node->is_floating_point()) value = node->as_floating_point()->get();
+    if (node->is_integer()) value = static_cast<double>(node->as_integer()->get());
+    if (!(value >= 0.0 && value <= 1.0)) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a number from 0 to 1");
+      return;
+    }
+    *out = value;
+  }
+
+  void Rates(std::string_view key, std::vector<RateRule>* out) {
+    std::vector<std::string> texts;
+    const toml::node* node = table_.get(key);
+    StringArray(key, &texts);
+    if (node == nullptr || !node->is_array()) return;
+
+    std::vector<RateRule> rules;
+    for (const std::string& text : texts) {
+      Result<RateRule> rule = ParseRateRule(text);
+      if (!rule.ok()) {
+        problems_.Add(node->source(), Join(prefix_, key), rule.error().message);
+        return;
+      }
+      rules.push_back(*rule);
+    }
+    *out = rules;
+  }
+
   void StringArray(std::string_view key, std::vector<std::string>* out) {
     const toml::node* node = Find(key);
     if (node == nullptr) return;
@@ -172,6 +214,37 @@ void ReadSms(const toml::table& table, Config& config, Problems& problems) {
   }
 }
 
+void ReadPhone(const toml::table& table, Config& config, Problems& problems) {
+  TableReader phone(table, "phone", problems);
+  phone.String("default_region", &config.phone.default_region);
+  phone.StringArray("allowed_regions", &config.phone.allowed_regions);
+  phone.StringArray("blocked_types", &config.phone.blocked_types);
+}
+
+void ReadLimits(const toml::table& table, Config& config, Problems& problems) {
+  TableReader limits(table, "limits", problems);
+  LimitSettings& out = config.limits;
+  limits.Duration("resend_cooldown", 1000, 24LL * 60 * 60 * 1000, "\"1s\" and \"1d\"",
+                  &out.resend_cooldown_ms);
+  limits.Rates("user_sends", &out.user_sends);
+  limits.Rates("phone_sends", &out.phone_sends);
+  limits.Rates("ip_sends", &out.ip_sends);
+  limits.Rates("region_sends", &out.region_sends);
+  limits.Rates("global_sends", &out.global_sends);
+  limits.Rates("user_failures", &out.user_failures);
+  limits.Rates("ip_failures", &out.ip_failures);
+  limits.StringArray("exempt_numbers", &out.exempt_numbers);
+
+  if (const toml::table* pumping = limits.Table("pumping")) {
+    TableReader reader(*pumping, "limits.pumping", problems);
+    reader.Boolean("enabled", &out.pumping.enabled);
+    reader.Integer("floor", 1, 1'000'000, &out.pumping.floor);
+    reader.Fraction("min_conversion", &out.pumping.min_conversion);
+    reader.Duration("cool_off", 1000, 7LL * 24 * 60 * 60 * 1000, "\"1s\" and \"7d\"",
+                    &out.pumping.cool_off_ms);
+  }
+}
+
 void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   TableReader top(root, "", problems);
   top.String("listen", &config.listen);
@@ -193,6 +266,8 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   }
 
   if (const toml::table* sms = top.Table("sms")) ReadSms(*sms, config, problems);
+  if (const toml::table* phone = top.Table("phone")) ReadPhone(*phone, config, problems);
+  if (const toml::table* limits = top.Table("limits")) ReadLimits(*limits, config, problems);
 
   if (const toml::table* http = top.Table("http")) {
     TableReader reader(*http, "http", problems);
@@ -215,6 +290,41 @@ bool IsPrintable(const std::string& text) {
     if (c < 0x20 || c == 0x7f) return false;
   }
   return true;
+}
+
+void CheckPhone(Config& config, Problems& problems) {
+  PhoneSettings& phone = config.phone;
+  if (!PhoneValidator::IsKnownRegion(phone.default_region)) {
+    problems.AddRaw("phone.default_region: \"" + phone.default_region +
+                    "\" is not an ISO 3166 region code that libphonenumber knows");
+  }
+  for (const std::string& region : phone.allowed_regions) {
+    if (!PhoneValidator::IsKnownRegion(region)) {
+      problems.AddRaw("phone.allowed_regions: \"" + region + "\" is not a known region code");
+    }
+  }
+  for (const std::string& type : phone.blocked_types) {
+    if (!PhoneValidator::IsKnownType(type)) {
+      std::string known;
+      for (const std::string& name : PhoneValidator::KnownTypes()) {
+        known += (known.empty() ? "" : ", ") + name;
+      }
+      problems.AddRaw("phone.blocked_types: unknown type \"" + type + "\"; known are " + known);
+    }
+  }
+  if (phone.allowed_regions.empty()) phone.allowed_regions = {phone.default_region};
+
+  // Exempt numbers are compared in E.164, so they are normalised the same way as requests,
+  // but never refused for their region or type: they are the operator's own test numbers.
+  PhoneValidator validator(phone);
+  for (std::string& number : config.limits.exempt_numbers) {
+    Result<PhoneNumberInfo> parsed = validator.Parse(number);
+    if (!parsed.ok()) {
+      problems.AddRaw("limits.exempt_numbers: \"" + number + "\" is not a valid phone number");
+    } else {
+      number = parsed->e164;
+    }
+  }
 }
 
 // Cross-field and value checks that apply whatever the values came from.
@@ -261,6 +371,7 @@ void CheckValues(Config& config, Problems& problems) {
   if (config.http_min_threads > config.http_max_threads) {
     problems.AddRaw("http.min_threads: must not exceed http.max_threads");
   }
+  CheckPhone(config, problems);
 }
 
 void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& problems) {

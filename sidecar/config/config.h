@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "common/result.h"
+#include "limits/limiter.h"
+#include "phone/phone_validator.h"
 
 namespace sidecar {
 
@@ -47,6 +49,9 @@ struct Config {
 
   // Delivery retries on a provider that asked to retry.
   int delivery_max_attempts = 5;
+
+  PhoneSettings phone;  // allowed_regions filled in (default region) after loading
+  LimitSettings limits;
 };
 
 // Command-line values that override the file. Empty means "not given".

@@ -49,7 +49,7 @@ PhoneValidator::PhoneValidator(PhoneSettings settings) : settings_(std::move(set
   if (settings_.allowed_regions.empty()) settings_.allowed_regions = {settings_.default_region};
 }
 
-Result<PhoneNumberInfo> PhoneValidator::Validate(std::string_view input) const {
+Result<PhoneNumberInfo> PhoneValidator::Parse(std::string_view input) const {
   if (input.size() > kMaxInputBytes) return Invalid("the phone number is too long");
   for (unsigned char c : input) {
     if (c < 0x20 && c != ' ' && c != '\t') return Invalid("the phone number holds control characters");
@@ -68,7 +68,14 @@ Result<PhoneNumberInfo> PhoneValidator::Validate(std::string_view input) const {
   util.Format(number, PhoneNumberUtil::E164, &info.e164);
   util.GetRegionCodeForNumber(number, &info.region);
   info.type = TypeName(util.GetNumberType(number));
+  return info;
+}
 
+Result<PhoneNumberInfo> PhoneValidator::Validate(std::string_view input) const {
+  Result<PhoneNumberInfo> parsed = Parse(input);
+  if (!parsed.ok()) return parsed;
+
+  const PhoneNumberInfo& info = *parsed;
   if (Contains(settings_.blocked_types, info.type)) {
     return Invalid("numbers of type " + info.type + " do not get SMS codes");
   }

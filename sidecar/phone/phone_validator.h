@@ -36,6 +36,9 @@ class PhoneValidator {
   // with field "phone". Thread-safe.
   Result<PhoneNumberInfo> Validate(std::string_view input) const;
 
+  // Parses and normalises without the type and region checks. Errors: "invalid_phone".
+  Result<PhoneNumberInfo> Parse(std::string_view input) const;
+
   // For configuration checks.
   static bool IsKnownRegion(const std::string& region);
   static bool IsKnownType(const std::string& type);
