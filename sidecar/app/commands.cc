@@ -29,6 +29,7 @@ namespace sidecar {
 namespace {
 
 constexpr int kExpireBatch = 500;
+constexpr int kPruneEverySweeps = 60;
 
 int Fail(const std::string& what, const Error& error) {
   Log(LogLevel::kError, "main", what, {{"code", error.code}, {"error", error.message}});
@@ -52,7 +53,7 @@ std::vector<std::unique_ptr<SmsProvider>> MakeProviders(const Config& config,
 }
 
 // Ends expired challenges once a second, so their sealed codes are erased even when nobody
-// asks about them again.
+// asks about them again, and prunes limit state once a minute.
 class Housekeeper {
  public:
   explicit Housekeeper(ChallengeService& challenges) : challenges_(challenges) {
@@ -77,6 +78,12 @@ class Housekeeper {
         Log(LogLevel::kError, "challenges", "expiry sweep failed",
             {{"error", expired.error().message}});
       }
+      if (++sweeps_ % kPruneEverySweeps == 1) {
+        Status pruned = challenges_.PruneLimits();
+        if (!pruned.ok()) {
+          Log(LogLevel::kError, "limits", "pruning failed", {{"error", pruned.error().message}});
+        }
+      }
       lock.lock();
       // A full batch means more are waiting: sweep again at once.
       if (expired.ok() && *expired == kExpireBatch) continue;
@@ -85,6 +92,7 @@ class Housekeeper {
   }
 
   ChallengeService& challenges_;
+  int sweeps_ = 0;  // used by the housekeeping thread only
   std::mutex mutex_;  // guards stop_
   std::condition_variable cv_;
   bool stop_ = false;
@@ -163,9 +171,11 @@ int RunServe(const Config& config) {
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms,
                                        config.max_attempts, config.sms_providers.front()};
-  ChallengeService challenges(**store, keys, clock, random, challenge_settings,
+  Limiter limiter(config.limits);
+  PhoneValidator phones(config.phone);
+  ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
                               [&worker] { worker.Wake(); });
-  Api api(challenges, clock);
+  Api api(challenges, phones, clock);
   HttpServer server(api, ServerSettings{config.listen_address, config.http_min_threads,
                                         config.http_max_threads,
                                         config.http_keep_alive_timeout_ms,

@@ -1,5 +1,6 @@
 #include "challenges/challenge_service.h"
 
+#include "common/log.h"
 #include "common/phone.h"
 
 namespace sidecar {
@@ -25,6 +26,30 @@ VerifyStatus VerifyStatusForEnded(ChallengeStatus status) {
   return VerifyStatus::kCanceled;
 }
 
+void LogRefusal(const Refusal& refusal, const Challenge& challenge) {
+  if (refusal.region_newly_suspended) {
+    Log(LogLevel::kWarn, "limits", "region suspended: its sends do not convert",
+        {{"region", challenge.region}, {"cool_off_ms", std::to_string(refusal.retry_after_ms)}});
+    return;
+  }
+  Log(LogLevel::kInfo, "limits", "refused",
+      {{"limit", refusal.limit},
+       {"user", challenge.user},
+       {"phone", MaskPhone(challenge.phone)},
+       {"retry_after_ms", std::to_string(refusal.retry_after_ms)}});
+}
+
+Error RefusalError(const Refusal& refusal) {
+  Error error = MakeError(refusal.limit, "refused by the " + refusal.limit + " limit");
+  if (refusal.limit == "region_suspended") {
+    error.message = "SMS to this region are suspended: its codes are not being used";
+  } else if (refusal.limit == "resend_cooldown") {
+    error.message = "the code was sent moments ago; wait before asking again";
+  }
+  error.retry_after_ms = refusal.retry_after_ms;
+  return error;
+}
+
 }  // namespace
 
 std::string_view ToString(VerifyStatus status) {
@@ -46,12 +71,14 @@ std::string_view ToString(VerifyStatus status) {
 }
 
 ChallengeService::ChallengeService(Store& store, const CodeKeys& keys, const Clock& clock,
-                                   RandomSource& random, ChallengeSettings settings,
+                                   RandomSource& random, const Limiter& limiter,
+                                   ChallengeSettings settings,
                                    std::function<void()> on_delivery_queued)
     : store_(store),
       keys_(keys),
       clock_(clock),
       random_(random),
+      limiter_(limiter),
       settings_(std::move(settings)),
       on_delivery_queued_(std::move(on_delivery_queued)) {}
 
@@ -89,23 +116,49 @@ Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus 
   return tx.FailQueuedDeliveries(challenge.id, why, now);
 }
 
+Status ChallengeService::Refuse(StoreTx& tx, const Challenge& challenge, const std::string& event,
+                                const Refusal& refusal, const std::string& client_ip,
+                                TimeMs now) const {
+  AuditEvent audit = Audit(challenge, event, "refused", client_ip, now);
+  audit.detail = "limit=" + refusal.limit +
+                 " retry_after_ms=" + std::to_string(refusal.retry_after_ms);
+  Status audited = tx.AppendAudit(audit);
+  if (!audited.ok() || !refusal.region_newly_suspended) return audited;
+
+  AuditEvent suspended = Audit(challenge, "region_suspend", "suspended", client_ip, now);
+  suspended.detail = "region=" + challenge.region +
+                     " cool_off_ms=" + std::to_string(refusal.retry_after_ms);
+  return tx.AppendAudit(suspended);
+}
+
 Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) {
   TimeMs now = clock_.Now();
-  std::string code = GenerateCode(settings_.code_length, random_);
-
   Challenge challenge;
   challenge.id = GenerateChallengeId(random_);
   challenge.user = request.user;
   challenge.phone = request.phone;
+  challenge.region = request.region;
   challenge.locale = request.locale;
   challenge.client_ip = request.client_ip;
-  challenge.code_hash = HashCode(keys_, challenge.id, challenge.user, code);
-  challenge.sealed_code = SealCode(keys_, code, random_);
   challenge.max_attempts = settings_.max_attempts;
   challenge.created_at = now;
   challenge.expires_at = now + settings_.ttl_ms;
+  std::optional<Refusal> refusal;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::optional<Refusal>> admitted = limiter_.AdmitSend(
+        tx, SendSubject{request.user, request.phone, request.client_ip, request.region}, now);
+    if (!admitted.ok()) return admitted.error();
+    if (admitted->has_value()) {
+      refusal = **admitted;
+      return Refuse(tx, challenge, "create", *refusal, request.client_ip, now);
+    }
+
+    // The code exists only once every limit has let the send through.
+    std::string code = GenerateCode(settings_.code_length, random_);
+    challenge.code_hash = HashCode(keys_, challenge.id, challenge.user, code);
+    challenge.sealed_code = SealCode(keys_, code, random_);
+
     Result<std::vector<Challenge>> live = tx.FindPendingChallengesOfUser(request.user);
     if (!live.ok()) return live.error();
     for (Challenge& old : *live) {
@@ -125,6 +178,10 @@ Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) 
     return tx.AppendAudit(Audit(challenge, "create", "pending", request.client_ip, now));
   });
   if (!stored.ok()) return stored.error();
+  if (refusal) {
+    LogRefusal(*refusal, challenge);
+    return RefusalError(*refusal);
+  }
 
   on_delivery_queued_();
   return CreatedChallenge{challenge.id, challenge.created_at, challenge.expires_at};
@@ -176,33 +233,64 @@ Result<VerifyResult> ChallengeService::Verify(
     const char* not_found_code, const CodeAttempt& attempt, const std::string& client_ip) {
   TimeMs now = clock_.Now();
   VerifyResult result;
+  std::optional<Refusal> refusal;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
     Result<std::optional<Challenge>> found = find(tx);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError(not_found_code, "no such challenge");
-
     Challenge challenge = **found;
+
+    // The budgets apply only where a code would be compared; answers about challenges that
+    // ended cost nothing and reveal nothing.
+    bool would_compare = challenge.status == ChallengeStatus::kPending &&
+                         now < challenge.expires_at &&
+                         challenge.attempts < challenge.max_attempts;
+    if (would_compare) {
+      Result<std::optional<Refusal>> checked =
+          limiter_.CheckVerify(tx, challenge.user, client_ip, now);
+      if (!checked.ok()) return checked.error();
+      if (checked->has_value()) {
+        refusal = **checked;
+        result = VerifyResult{challenge.id, VerifyStatus::kLocked, 0, refusal->limit,
+                              refusal->retry_after_ms};
+        return Refuse(tx, challenge, "verify", *refusal, client_ip, now);
+      }
+    }
+
     ChallengeStatus before = challenge.status;
     int attempts_before = challenge.attempts;
     result = Decide(challenge, attempt, now);
 
     if (challenge.status != before) {
-      Status ended = End(tx, challenge, challenge.status, now, std::string(ToString(challenge.status)));
+      Status ended =
+          End(tx, challenge, challenge.status, now, std::string(ToString(challenge.status)));
       if (!ended.ok()) return ended;
     } else if (challenge.attempts != attempts_before) {
       Status updated = tx.UpdateChallenge(challenge);
       if (!updated.ok()) return updated;
     }
 
-    AuditEvent audit = Audit(challenge, "verify", std::string(ToString(result.status)),
-                             client_ip, now);
+    Status counted = OkStatus();
+    if (result.status == VerifyStatus::kApproved) {
+      counted = limiter_.RecordApproval(tx, challenge.user, challenge.region, now);
+    } else if (challenge.attempts != attempts_before) {
+      counted = limiter_.RecordFailure(tx, challenge.user, client_ip, now);
+    }
+    if (!counted.ok()) return counted;
+
+    AuditEvent audit =
+        Audit(challenge, "verify", std::string(ToString(result.status)), client_ip, now);
     audit.detail = "attempts=" + std::to_string(challenge.attempts) + "/" +
                    std::to_string(challenge.max_attempts);
     if (!result.reason.empty()) audit.detail += " reason=" + result.reason;
     return tx.AppendAudit(audit);
   });
   if (!stored.ok()) return stored.error();
+
+  // The user's budget answers "locked"; an address's budget is not the user's fault, so
+  // it is a refusal of the request instead.
+  if (refusal && refusal->limit != "user_failures") return RefusalError(*refusal);
   return result;
 }
 
@@ -226,12 +314,14 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
   TimeMs now = clock_.Now();
   bool queued = false;
   std::optional<ChallengeStatus> not_pending;
+  std::optional<Refusal> refusal;
+  Challenge challenge;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
     Result<std::optional<Challenge>> found = tx.FindChallenge(id);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
-    Challenge challenge = **found;
+    challenge = **found;
 
     // An expired challenge is ended here and now, and that change is committed even though
     // the caller is told the resend was refused.
@@ -246,15 +336,30 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
 
     Result<std::optional<Delivery>> latest = tx.FindLatestDelivery(id);
     if (!latest.ok()) return latest.error();
-    bool already_queued = latest->has_value() && (*latest)->state == DeliveryState::kQueued;
-    if (!already_queued) {
-      Result<std::int64_t> inserted = tx.InsertDelivery(id, settings_.first_provider, now);
-      if (!inserted.ok()) return inserted.error();
-      queued = true;
+    if (latest->has_value() && (*latest)->state == DeliveryState::kQueued) {
+      AuditEvent audit = Audit(challenge, "resend", "queued", client_ip, now);
+      audit.detail = "coalesced with the queued delivery";
+      return tx.AppendAudit(audit);
     }
-    AuditEvent audit = Audit(challenge, "resend", "queued", client_ip, now);
-    if (already_queued) audit.detail = "coalesced with the queued delivery";
-    return tx.AppendAudit(audit);
+
+    TimeMs last_sent = latest->has_value() ? (*latest)->created_at : challenge.created_at;
+    std::int64_t cooldown_left = last_sent + limiter_.resend_cooldown_ms() - now;
+    if (cooldown_left > 0) {
+      refusal = Refusal{"resend_cooldown", cooldown_left, false};
+      return Refuse(tx, challenge, "resend", *refusal, client_ip, now);
+    }
+    Result<std::optional<Refusal>> admitted = limiter_.AdmitSend(
+        tx, SendSubject{challenge.user, challenge.phone, client_ip, challenge.region}, now);
+    if (!admitted.ok()) return admitted.error();
+    if (admitted->has_value()) {
+      refusal = **admitted;
+      return Refuse(tx, challenge, "resend", *refusal, client_ip, now);
+    }
+
+    Result<std::int64_t> inserted = tx.InsertDelivery(id, settings_.first_provider, now);
+    if (!inserted.ok()) return inserted.error();
+    queued = true;
+    return tx.AppendAudit(Audit(challenge, "resend", "queued", client_ip, now));
   });
   if (!stored.ok()) return stored;
 
@@ -262,6 +367,10 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
     return MakeError("challenge_not_pending",
                      "the challenge is " + std::string(ToString(*not_pending)) +
                          "; start a new one");
+  }
+  if (refusal) {
+    LogRefusal(*refusal, challenge);
+    return RefusalError(*refusal);
   }
   if (queued) on_delivery_queued_();
   return OkStatus();
@@ -332,6 +441,11 @@ Result<int> ChallengeService::ExpireDue(int limit) {
   });
   if (!swept.ok()) return swept.error();
   return expired;
+}
+
+Status ChallengeService::PruneLimits() {
+  TimeMs now = clock_.Now();
+  return store_.Transact([&](StoreTx& tx) { return limiter_.Prune(tx, now); });
 }
 
 }  // namespace sidecar

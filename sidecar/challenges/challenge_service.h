@@ -8,6 +8,11 @@
 // sealed code is erased and its queued deliveries fail. Every decision is written together
 // with its audit row in one store transaction.
 //
+// Abuse limits are checked inside the same transaction as the change they guard (see
+// limits/limiter.h): a send limit before a code is made, a failure budget before a code is
+// compared. A refusal is still audited and committed; the caller gets an Error whose code
+// names the limit and whose retry_after_ms says when to come back.
+//
 // The service never talks to an SMS provider: it queues deliveries in the store and calls
 // `on_delivery_queued` after commit so the delivery worker wakes up. Thread-safe.
 
@@ -19,6 +24,7 @@
 #include "codes/random.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "limits/limiter.h"
 #include "store/store.h"
 
 namespace sidecar {
@@ -32,7 +38,8 @@ struct ChallengeSettings {
 
 struct CreateRequest {
   std::string user;
-  std::string phone;      // E.164
+  std::string phone;      // E.164, already validated
+  std::string region;     // the phone's ISO 3166 region
   std::string locale;     // may be empty
   std::string client_ip;  // may be empty
 };
@@ -59,7 +66,8 @@ struct VerifyResult {
   std::string challenge_id;
   VerifyStatus status = VerifyStatus::kDenied;
   int attempts_remaining = 0;
-  std::string reason;  // set for kCanceled: "canceled" or "superseded"
+  std::string reason;  // kCanceled: "canceled" or "superseded"; kLocked by budget: "user_failures"
+  std::int64_t retry_after_ms = 0;  // kLocked by the user's failure budget: when it lifts
 };
 
 struct ChallengeView {
@@ -70,21 +78,26 @@ struct ChallengeView {
 class ChallengeService {
  public:
   ChallengeService(Store& store, const CodeKeys& keys, const Clock& clock, RandomSource& random,
-                   ChallengeSettings settings, std::function<void()> on_delivery_queued);
+                   const Limiter& limiter, ChallengeSettings settings,
+                   std::function<void()> on_delivery_queued);
 
-  // Supersedes the user's pending challenges, then stores a new one with its first delivery.
+  // Admits the send, supersedes the user's pending challenges, then stores a new one with
+  // its first delivery. Errors: a send limit ("user_sends", "phone_sends", "ip_sends",
+  // "region_sends", "global_sends", "region_suspended").
   Result<CreatedChallenge> Create(const CreateRequest& request);
 
-  // Verifies against one challenge. Errors: "challenge_not_found".
+  // Verifies against one challenge. A user past the failure budget gets kLocked with reason
+  // "user_failures" without a comparison. Errors: "challenge_not_found", "ip_failures".
   Result<VerifyResult> VerifyById(const std::string& id, const CodeAttempt& attempt,
                                   const std::string& client_ip);
 
-  // Verifies against the user's most recent challenge. Errors: "no_challenge".
+  // Verifies against the user's most recent challenge. Errors: "no_challenge", "ip_failures".
   Result<VerifyResult> VerifyByUser(const std::string& user, const CodeAttempt& attempt,
                                     const std::string& client_ip);
 
   // Queues the same code again; attempts are not reset. A queued, unsent delivery is not
-  // duplicated. Errors: "challenge_not_found", "challenge_not_pending".
+  // duplicated. Errors: "challenge_not_found", "challenge_not_pending", "resend_cooldown"
+  // and the send limits of Create.
   Status Resend(const std::string& id, const std::string& client_ip);
 
   // Ends a pending challenge as canceled; a challenge that already ended is left as it is.
@@ -98,6 +111,9 @@ class ChallengeService {
   // Returns how many ended.
   Result<int> ExpireDue(int limit);
 
+  // Drops limit state no rule can look at any more.
+  Status PruneLimits();
+
   // True when `id` has the shape of a challenge id; others cannot exist.
   static bool LooksLikeChallengeId(const std::string& id);
 
@@ -106,6 +122,8 @@ class ChallengeService {
                               const char* not_found_code, const CodeAttempt& attempt,
                               const std::string& client_ip);
   VerifyResult Decide(Challenge& challenge, const CodeAttempt& attempt, TimeMs now) const;
+  Status Refuse(StoreTx& tx, const Challenge& challenge, const std::string& event,
+                const Refusal& refusal, const std::string& client_ip, TimeMs now) const;
   Status End(StoreTx& tx, Challenge& challenge, ChallengeStatus status, TimeMs now,
              const std::string& why) const;
   AuditEvent Audit(const Challenge& challenge, std::string event, std::string outcome,
@@ -115,6 +133,7 @@ class ChallengeService {
   const CodeKeys& keys_;
   const Clock& clock_;
   RandomSource& random_;
+  const Limiter& limiter_;
   const ChallengeSettings settings_;
   const std::function<void()> on_delivery_queued_;
 };

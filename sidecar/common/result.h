@@ -5,6 +5,7 @@
 // human-readable message. Exceptions thrown by libraries are caught at the module edge
 // and turned into an Error; they never cross a module boundary.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,10 +17,11 @@ struct Error {
   std::string code;     // stable, snake_case, e.g. "storage_unavailable"
   std::string message;  // for humans; never holds a code, key or token
   std::string field;    // the input it is about ("phone", "code.length"), when there is one
+  std::int64_t retry_after_ms = 0;  // for refusals by a limit: when trying again can succeed
 
   // Returns a copy whose message is prefixed with `context` ("opening database: ...").
   [[nodiscard]] Error WithContext(const std::string& context) const {
-    return Error{code, context + ": " + message, field};
+    return Error{code, context + ": " + message, field, retry_after_ms};
   }
 };
 
@@ -55,7 +57,7 @@ using Status = Result<Ok>;
 inline Status OkStatus() { return Ok{}; }
 
 inline Error MakeError(std::string code, std::string message, std::string field = "") {
-  return Error{std::move(code), std::move(message), std::move(field)};
+  return Error{std::move(code), std::move(message), std::move(field), 0};
 }
 
 }  // namespace sidecar

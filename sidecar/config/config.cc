@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -34,6 +35,22 @@ class Problems {
   }
   void AddRaw(const std::string& line) { lines_.push_back(line); }
 
+  // Remembers where a key was set, so that later value checks can point at it.
+  void Seen(const std::string& key, const toml::source_region& where) { seen_[key] = where; }
+  void FromFlag(const std::string& key, const std::string& flag) { flags_[key] = flag; }
+
+  // Reports a problem with the value of `key`, naming the flag or the file and line it
+  // came from.
+  void AddFor(const std::string& key, const std::string& what) {
+    if (auto flag = flags_.find(key); flag != flags_.end()) {
+      AddFlag(flag->second, what);
+    } else if (auto where = seen_.find(key); where != seen_.end()) {
+      Add(where->second, key, what);
+    } else {
+      AddRaw(key + ": " + what);
+    }
+  }
+
   bool empty() const { return lines_.empty(); }
   Error ToError() const {
     std::string message;
@@ -47,6 +64,8 @@ class Problems {
  private:
   std::string origin_;
   std::vector<std::string> lines_;
+  std::map<std::string, toml::source_region> seen_;
+  std::map<std::string, std::string> flags_;
 };
 
 std::string Join(const std::string& prefix, std::string_view key) {
@@ -69,7 +88,9 @@ class TableReader {
 
   const toml::node* Find(std::string_view key) {
     known_.insert(std::string(key));
-    return table_.get(key);
+    const toml::node* node = table_.get(key);
+    if (node != nullptr) problems_.Seen(Join(prefix_, key), node->source());
+    return node;
   }
 
   void String(std::string_view key, std::string* out) {
@@ -252,9 +273,9 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
 
-  std::string log_level;
+  std::string log_level = "info";
   top.String("log_level", &log_level);
-  if (!log_level.empty() && !ParseLogLevel(log_level, &config.log_level)) {
+  if (!ParseLogLevel(log_level, &config.log_level)) {
     problems.Add(top.Where("log_level"), "log_level", "must be debug, info, warn or error");
   }
 
@@ -295,12 +316,12 @@ bool IsPrintable(const std::string& text) {
 void CheckPhone(Config& config, Problems& problems) {
   PhoneSettings& phone = config.phone;
   if (!PhoneValidator::IsKnownRegion(phone.default_region)) {
-    problems.AddRaw("phone.default_region: \"" + phone.default_region +
+    problems.AddFor("phone.default_region", "\"" + phone.default_region +
                     "\" is not an ISO 3166 region code that libphonenumber knows");
   }
   for (const std::string& region : phone.allowed_regions) {
     if (!PhoneValidator::IsKnownRegion(region)) {
-      problems.AddRaw("phone.allowed_regions: \"" + region + "\" is not a known region code");
+      problems.AddFor("phone.allowed_regions", "\"" + region + "\" is not a known region code");
     }
   }
   for (const std::string& type : phone.blocked_types) {
@@ -309,7 +330,7 @@ void CheckPhone(Config& config, Problems& problems) {
       for (const std::string& name : PhoneValidator::KnownTypes()) {
         known += (known.empty() ? "" : ", ") + name;
       }
-      problems.AddRaw("phone.blocked_types: unknown type \"" + type + "\"; known are " + known);
+      problems.AddFor("phone.blocked_types", "unknown type \"" + type + "\"; known are " + known);
     }
   }
   if (phone.allowed_regions.empty()) phone.allowed_regions = {phone.default_region};
@@ -320,7 +341,7 @@ void CheckPhone(Config& config, Problems& problems) {
   for (std::string& number : config.limits.exempt_numbers) {
     Result<PhoneNumberInfo> parsed = validator.Parse(number);
     if (!parsed.ok()) {
-      problems.AddRaw("limits.exempt_numbers: \"" + number + "\" is not a valid phone number");
+      problems.AddFor("limits.exempt_numbers", "\"" + number + "\" is not a valid phone number");
     } else {
       number = parsed->e164;
     }
@@ -331,55 +352,64 @@ void CheckPhone(Config& config, Problems& problems) {
 void CheckValues(Config& config, Problems& problems) {
   Result<ListenAddress> listen = ParseListenAddress(config.listen);
   if (!listen.ok()) {
-    problems.AddRaw("listen: " + listen.error().message);
+    problems.AddFor("listen", listen.error().message);
   } else if (!IsLoopbackHost(listen->host)) {
-    problems.AddRaw("listen: " + config.listen +
+    problems.AddFor("listen", config.listen +
                     " is not a loopback address; otp-sidecar serves only its own host "
                     "(127.0.0.1, ::1 or localhost)");
   } else {
     config.listen_address = *listen;
   }
 
-  if (config.database.empty()) problems.AddRaw("database: must not be empty");
+  if (config.database.empty()) problems.AddFor("database", "must not be empty");
   if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
       !IsPrintable(config.app_name)) {
-    problems.AddRaw("app_name: must be 1 to 64 printable characters");
+    problems.AddFor("app_name", "must be 1 to 64 printable characters");
   }
 
-  if (config.sms_providers.empty()) problems.AddRaw("sms.providers: must name a provider");
+  if (config.sms_providers.empty()) problems.AddFor("sms.providers", "must name a provider");
   std::set<std::string> seen;
   for (const auto& name : config.sms_providers) {
     if (kProviderNames.count(name) == 0) {
-      problems.AddRaw("sms.providers: unknown provider \"" + name +
+      problems.AddFor("sms.providers", "unknown provider \"" + name +
                       "\"; known are console and file");
     } else if (!seen.insert(name).second) {
-      problems.AddRaw("sms.providers: \"" + name + "\" is listed twice");
+      problems.AddFor("sms.providers", "\"" + name + "\" is listed twice");
     }
   }
   if (seen.count("file") != 0 && config.sms_file_path.empty()) {
-    problems.AddRaw("sms.file.path: must not be empty when the file provider is used");
+    problems.AddFor("sms.file.path", "must not be empty when the file provider is used");
   }
 
   if (Status ok = ValidateTemplate(config.sms_template); !ok.ok()) {
-    problems.AddRaw("sms.template: " + ok.error().message);
+    problems.AddFor("sms.template", ok.error().message);
   }
   if (!config.webotp_domain.empty()) {
     if (Status ok = ValidateWebOtpDomain(config.webotp_domain); !ok.ok()) {
-      problems.AddRaw("sms.webotp_domain: " + ok.error().message);
+      problems.AddFor("sms.webotp_domain", ok.error().message);
     }
   }
   if (config.http_min_threads > config.http_max_threads) {
-    problems.AddRaw("http.min_threads: must not exceed http.max_threads");
+    problems.AddFor("http.min_threads", "must not exceed http.max_threads");
   }
   CheckPhone(config, problems);
 }
 
 void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& problems) {
-  if (!flags.listen.empty()) config.listen = flags.listen;
-  if (!flags.database.empty()) config.database = flags.database;
-  if (!flags.key_file.empty()) config.key_file = flags.key_file;
-  if (!flags.sms_provider.empty()) config.sms_providers = {flags.sms_provider};
-  if (!flags.sms_file.empty()) config.sms_file_path = flags.sms_file;
+  auto apply = [&](const std::string& value, const char* key, const char* flag, auto&& set) {
+    if (value.empty()) return;
+    set(value);
+    problems.FromFlag(key, flag);
+  };
+  apply(flags.listen, "listen", "--listen", [&](const std::string& v) { config.listen = v; });
+  apply(flags.database, "database", "--database",
+        [&](const std::string& v) { config.database = v; });
+  apply(flags.key_file, "key_file", "--key-file",
+        [&](const std::string& v) { config.key_file = v; });
+  apply(flags.sms_provider, "sms.providers", "--sms-provider",
+        [&](const std::string& v) { config.sms_providers = {v}; });
+  apply(flags.sms_file, "sms.file.path", "--sms-file",
+        [&](const std::string& v) { config.sms_file_path = v; });
   if (!flags.log_level.empty() && !ParseLogLevel(flags.log_level, &config.log_level)) {
     problems.AddFlag("--log-level", "must be debug, info, warn or error");
   }

@@ -167,18 +167,20 @@ bool DeliveryWorker::DeliverOne() {
   if (!job) return false;
 
   SendOutcome outcome;
+  bool provider_at_fault = true;
   Result<std::string> code = job->challenge.sealed_code
                                  ? UnsealCode(keys_, *job->challenge.sealed_code)
                                  : Result<std::string>(MakeError("unseal_failed", "no sealed code"));
   if (!code.ok()) {
     outcome = SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
+    provider_at_fault = false;
   } else {
     SmsMessage message{job->challenge.phone, RenderMessage(settings_.message, *code),
                        job->challenge.id};
     outcome = ProviderNamed(job->delivery.provider)->Send(message);
   }
 
-  Status recorded = Record(*job, outcome, now);
+  Status recorded = Record(*job, outcome, now, provider_at_fault);
   if (!recorded.ok()) {
     Log(LogLevel::kError, "delivery", "cannot record a delivery outcome",
         {{"delivery_id", std::to_string(job->delivery.id)}, {"error", recorded.error().message}});
@@ -187,7 +189,8 @@ bool DeliveryWorker::DeliverOne() {
   return true;
 }
 
-Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started) {
+Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started,
+                              bool provider_at_fault) {
   TimeMs now = clock_.Now();
   Delivery d = job.delivery;
   d.updated_at = now;
@@ -210,7 +213,7 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
       d.error = outcome.reason;
       bool give_up_here = outcome.kind == SendOutcome::Kind::kPermanentFailure ||
                           d.provider_attempts >= settings_.max_attempts;
-      SmsProvider* next = give_up_here ? ProviderAfter(d.provider) : nullptr;
+      SmsProvider* next = give_up_here && provider_at_fault ? ProviderAfter(d.provider) : nullptr;
       if (!give_up_here) {
         std::int64_t delay = outcome.retry_after_ms > 0 ? outcome.retry_after_ms
                                                         : Backoff(d.provider_attempts);

@@ -59,7 +59,10 @@ class DeliveryWorker {
  private:
   void Run();
   bool DeliverOne();
-  Status Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started);
+  // `provider_at_fault` is false when the message could not even be made (the sealed code
+  // does not open): then no other provider can do better and there is no failover.
+  Status Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started,
+                bool provider_at_fault);
   SmsProvider* ProviderNamed(const std::string& name) const;
   SmsProvider* ProviderAfter(const std::string& name) const;
   std::int64_t Backoff(int attempts_on_provider);

@@ -40,7 +40,7 @@ std::string MinutesText(std::int64_t ttl_ms) {
 Status ValidateTemplate(std::string_view template_text) {
   if (template_text.empty()) return MakeError("invalid_template", "the template is empty");
   if (template_text.size() > kMaxTemplateLength) {
-    return MakeError("invalid_template", "the template is longer than 480 characters");
+    return MakeError("invalid_template", "the template is longer than 480 bytes");
   }
 
   int code_count = 0;
@@ -64,12 +64,30 @@ Status ValidateTemplate(std::string_view template_text) {
   return OkStatus();
 }
 
+namespace {
+
+bool IsHostLabel(std::string_view label) {
+  if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+    return false;
+  }
+  for (char c : label) {
+    bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    if (!allowed) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status ValidateWebOtpDomain(std::string_view domain) {
-  bool valid = !domain.empty() && domain.size() <= 253 && domain.front() != '.' &&
-               domain.back() != '.' && domain.front() != '-';
-  for (char c : domain) {
-    bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-    valid = valid && allowed;
+  bool valid = !domain.empty() && domain.size() <= 253;
+  std::size_t start = 0;
+  while (valid) {
+    std::size_t dot = domain.find('.', start);
+    std::string_view label = domain.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    valid = IsHostLabel(label);
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
   }
   if (!valid) {
     return MakeError("invalid_domain",

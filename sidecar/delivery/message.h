@@ -25,7 +25,8 @@ struct MessageSettings {
 // Checks a template without rendering it. Error code "invalid_template".
 Status ValidateTemplate(std::string_view template_text);
 
-// Checks a WebOTP domain: a DNS host name, lower-case letters, digits, '-' and '.'.
+// Checks a WebOTP domain: a DNS host name of lower-case labels (letters, digits, inner '-',
+// 1 to 63 bytes each) joined by single dots.
 Status ValidateWebOtpDomain(std::string_view domain);
 
 // REQUIRES: ValidateTemplate(settings.template_text) succeeded.

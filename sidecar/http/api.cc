@@ -72,11 +72,16 @@ json DeliveryJson(const std::optional<Delivery>& delivery) {
 
 HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
   Problem problem = MakeProblem(error, instance);
-  return HttpResponse{problem.status, "application/problem+json", problem.body, {}};
+  HttpResponse response{problem.status, "application/problem+json", problem.body, {}};
+  if (error.retry_after_ms > 0) {
+    response.headers.emplace_back("Retry-After",
+                                  std::to_string(RetryAfterSeconds(error.retry_after_ms)));
+  }
+  return response;
 }
 
-Api::Api(ChallengeService& challenges, const Clock& clock)
-    : challenges_(challenges), clock_(clock) {}
+Api::Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock)
+    : challenges_(challenges), phones_(phones), clock_(clock) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) {
   try {
@@ -94,40 +99,46 @@ HttpResponse Api::Route(const HttpRequest& request) {
   const std::string& path = request.path;
   std::vector<std::string> parts = SplitPath(path);
 
-  bool body_method = method == "POST" || method == "PUT" || method == "PATCH";
-  if (body_method && !AcceptableContentType(request.content_type)) {
-    return ProblemResponse(MakeError("unsupported_media_type",
-                                     "Content-Type must be application/json"),
-                           path);
-  }
-
   if (path == "/healthz") {
     if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
     return JsonResponse(200, {{"status", "ok"}});
   }
+  // The route is found first, so a wrong path is 404 and a wrong method 405 whatever the
+  // body; only a request that reached its handler is judged on its Content-Type.
+  auto unacceptable = [&]() -> std::optional<HttpResponse> {
+    if (AcceptableContentType(request.content_type)) return std::nullopt;
+    return ProblemResponse(
+        MakeError("unsupported_media_type", "Content-Type must be application/json"), path);
+  };
   if (path == "/v1/challenges") {
     if (method != "POST") return MethodNotAllowed(path, "POST");
+    if (auto refused = unacceptable()) return *refused;
     return Create(request);
   }
   if (path == "/v1/verify") {
     if (method != "POST") return MethodNotAllowed(path, "POST");
+    if (auto refused = unacceptable()) return *refused;
     return Verify(request, nullptr);
   }
   if (parts.size() == 3 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty()) {
     if (method == "GET" || method == "HEAD") return Read(parts[2]);
-    if (method == "DELETE") return Cancel(request, parts[2]);
+    if (method == "DELETE") {
+      if (auto refused = unacceptable(); refused && !request.body.empty()) return *refused;
+      return Cancel(request, parts[2]);
+    }
     return MethodNotAllowed(path, "GET, HEAD, DELETE");
   }
   if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty() &&
       (parts[3] == "verify" || parts[3] == "resend")) {
     if (method != "POST") return MethodNotAllowed(path, "POST");
+    if (auto refused = unacceptable()) return *refused;
     return parts[3] == "verify" ? Verify(request, &parts[2]) : Resend(request, parts[2]);
   }
   return ProblemResponse(MakeError("not_found", "there is no endpoint at this path"), path);
 }
 
 HttpResponse Api::Create(const HttpRequest& request) {
-  Result<CreateRequest> parsed = ParseCreateRequest(request.body);
+  Result<CreateRequest> parsed = ParseCreateRequest(request.body, phones_);
   if (!parsed.ok()) return ProblemResponse(parsed.error(), request.path);
 
   Result<CreatedChallenge> created = challenges_.Create(*parsed);
@@ -196,7 +207,14 @@ HttpResponse Api::Verify(const HttpRequest& request, const std::string* id) {
     body["attempts_remaining"] = result->attempts_remaining;
   }
   if (!result->reason.empty()) body["reason"] = result->reason;
-  return JsonResponse(200, body);
+  HttpResponse response = JsonResponse(200, body);
+  if (result->retry_after_ms > 0) {
+    std::int64_t seconds = RetryAfterSeconds(result->retry_after_ms);
+    body["retry_after"] = seconds;
+    response = JsonResponse(200, body);
+    response.headers.emplace_back("Retry-After", std::to_string(seconds));
+  }
+  return response;
 }
 
 HttpResponse Api::Resend(const HttpRequest& request, const std::string& id) {

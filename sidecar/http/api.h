@@ -12,6 +12,8 @@
 //   GET    /healthz                    liveness        200
 //
 // Unknown paths are 404 "not_found"; known paths with another method are 405 with Allow.
+// Refusals by a limit are 429 with Retry-After (seconds). A verify answered "locked"
+// because the user's failure budget is spent is a 200 that also carries Retry-After.
 
 #include <string>
 #include <utility>
@@ -19,6 +21,7 @@
 
 #include "challenges/challenge_service.h"
 #include "common/clock.h"
+#include "phone/phone_validator.h"
 
 namespace sidecar {
 
@@ -38,7 +41,7 @@ struct HttpResponse {
 
 class Api {
  public:
-  Api(ChallengeService& challenges, const Clock& clock);
+  Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock);
 
   // Never throws; every failure is a problem response.
   HttpResponse Handle(const HttpRequest& request);
@@ -52,6 +55,7 @@ class Api {
   HttpResponse Resend(const HttpRequest& request, const std::string& id);
 
   ChallengeService& challenges_;
+  const PhoneValidator& phones_;
   const Clock& clock_;
 };
 

@@ -1,5 +1,6 @@
 #include "http/problem.h"
 
+#include <algorithm>
 #include <array>
 #include <nlohmann/json.hpp>
 
@@ -12,7 +13,7 @@ struct ProblemKind {
   const char* title;
 };
 
-constexpr std::array<ProblemKind, 17> kProblems = {{
+constexpr std::array<ProblemKind, 27> kProblems = {{
     {"invalid_json", 400, "The body is not valid JSON"},
     {"invalid_body", 400, "The body must be a JSON object"},
     {"missing_field", 400, "A required field is missing or empty"},
@@ -23,10 +24,20 @@ constexpr std::array<ProblemKind, 17> kProblems = {{
     {"not_found", 404, "No such endpoint"},
     {"challenge_not_found", 404, "No such challenge"},
     {"no_challenge", 404, "The user has no challenge"},
+    {"region_not_allowed", 403, "Numbers of this country are not served"},
     {"method_not_allowed", 405, "Method not allowed on this endpoint"},
     {"challenge_not_pending", 409, "The challenge has ended"},
     {"payload_too_large", 413, "The body is larger than 16 KiB"},
     {"unsupported_media_type", 415, "Send the body as application/json"},
+    {"resend_cooldown", 429, "The code was just sent; wait before resending"},
+    {"user_sends", 429, "Too many codes sent to this user"},
+    {"phone_sends", 429, "Too many codes sent to this phone number"},
+    {"ip_sends", 429, "Too many codes requested from this address"},
+    {"region_sends", 429, "Too many codes sent to this country"},
+    {"global_sends", 429, "Too many codes sent overall"},
+    {"region_suspended", 429, "SMS to this country are suspended"},
+    {"user_failures", 429, "Too many wrong codes for this user"},
+    {"ip_failures", 429, "Too many wrong codes from this address"},
     {"storage_unavailable", 503, "The database is unavailable; try again"},
     {"conflict", 503, "A concurrent change got in the way; try again"},
     {"internal_error", 500, "Internal error"},
@@ -43,6 +54,11 @@ const ProblemKind& KindFor(const std::string& code) {
 
 int StatusForErrorCode(const std::string& code) { return KindFor(code).status; }
 
+std::int64_t RetryAfterSeconds(std::int64_t retry_after_ms) {
+  // Rounded up: a caller that waits the advertised time must not be refused again.
+  return std::max<std::int64_t>(1, (retry_after_ms + 999) / 1000);
+}
+
 Problem MakeProblem(const Error& error, const std::string& instance) {
   const ProblemKind& kind = KindFor(error.code);
   // Internal and storage details may name files or SQL; the caller gets the title only.
@@ -57,6 +73,7 @@ Problem MakeProblem(const Error& error, const std::string& instance) {
   };
   if (!error.field.empty()) body["field"] = error.field;
   if (!instance.empty()) body["instance"] = instance;
+  if (error.retry_after_ms > 0) body["retry_after"] = RetryAfterSeconds(error.retry_after_ms);
   return Problem{kind.status,
                  body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }

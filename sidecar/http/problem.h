@@ -18,7 +18,11 @@ struct Problem {
 // errors (500): a bug, never something a request can trigger on purpose.
 int StatusForErrorCode(const std::string& code);
 
-// Builds {"type", "title", "status", "detail", "code", "field"?, "instance"?}.
+// Whole seconds for a Retry-After header, rounded up, at least 1.
+std::int64_t RetryAfterSeconds(std::int64_t retry_after_ms);
+
+// Builds {"type", "title", "status", "detail", "code", "field"?, "instance"?,
+// "retry_after"?} (retry_after in seconds, for refusals by a limit).
 // Storage errors are answered with a generic detail; their message goes to the log only.
 Problem MakeProblem(const Error& error, const std::string& instance);
 

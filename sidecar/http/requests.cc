@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "common/phone.h"
 
 namespace sidecar {
 namespace {
@@ -155,7 +154,7 @@ Result<CodeAttempt> ParseCode(const json& object) {
 
 }  // namespace
 
-Result<CreateRequest> ParseCreateRequest(const std::string& body) {
+Result<CreateRequest> ParseCreateRequest(const std::string& body, const PhoneValidator& phones) {
   Result<json> object = ParseObject(body);
   if (!object.ok()) return object.error();
   Status known = RefuseUnknown(*object, {"user", "phone", "client_ip", "locale"});
@@ -171,7 +170,7 @@ Result<CreateRequest> ParseCreateRequest(const std::string& body) {
   if (!phone_field->is_string()) {
     return MakeError("invalid_phone", "\"phone\" must be a string", "phone");
   }
-  Result<std::string> phone = NormalizeE164(phone_field->get_ref<const std::string&>());
+  Result<PhoneNumberInfo> phone = phones.Validate(phone_field->get_ref<const std::string&>());
   if (!phone.ok()) return phone.error();
 
   Result<std::string> client_ip = ParseClientIp(*object);
@@ -179,7 +178,7 @@ Result<CreateRequest> ParseCreateRequest(const std::string& body) {
   Result<std::string> locale = ParseLocale(*object);
   if (!locale.ok()) return locale.error();
 
-  return CreateRequest{*user, *phone, *locale, *client_ip};
+  return CreateRequest{*user, phone->e164, phone->region, *locale, *client_ip};
 }
 
 Result<VerifyRequest> ParseVerifyRequest(const std::string& body, bool with_user) {

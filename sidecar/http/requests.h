@@ -12,15 +12,17 @@
 
 #include "challenges/challenge_service.h"
 #include "common/result.h"
+#include "phone/phone_validator.h"
 
 namespace sidecar {
 
 inline constexpr std::size_t kMaxBodyBytes = 16 * 1024;
 inline constexpr std::size_t kMaxUserBytes = 256;
 
-// {"user", "phone", "client_ip"?, "locale"?}. Errors: invalid_json, invalid_body,
-// missing_field, invalid_field, unknown_field, invalid_phone.
-Result<CreateRequest> ParseCreateRequest(const std::string& body);
+// {"user", "phone", "client_ip"?, "locale"?}. The phone is parsed, normalised to E.164 and
+// checked by `phones` before anything else looks at it. Errors: invalid_json, invalid_body,
+// missing_field, invalid_field, unknown_field, invalid_phone, region_not_allowed.
+Result<CreateRequest> ParseCreateRequest(const std::string& body, const PhoneValidator& phones);
 
 struct VerifyRequest {
   std::string user;  // only for POST /v1/verify

@@ -78,8 +78,9 @@ Result<std::optional<Refusal>> Limiter::CheckPumping(StoreTx& tx, const std::str
     return std::optional<Refusal>(Refusal{"region_suspended", (*suspension)->until - now, false});
   }
 
-  // After a cool-off the region is judged only on what came after it.
-  TimeMs after = now - kHourMs;
+  // The hour is rounded out to whole minute buckets, so no send of the last hour is left
+  // out; after a cool-off the region is judged only on what came after it.
+  TimeMs after = now - kHourMs - kMinuteMs;
   if (suspension->has_value()) after = std::max(after, (*suspension)->until);
   Result<RegionCounts> counts = tx.SumRegionCounts(region, after);
   if (!counts.ok()) return counts.error();
