@@ -29,5 +29,12 @@ int main(int argc, char** argv) {
                  config.error().message.c_str());
     return 2;
   }
-  return line->command == Command::kServe ? RunServe(*config) : RunMigrate(*config);
+  switch (line->command) {
+    case Command::kServe:
+      return RunServe(*config);
+    case Command::kCheckConfig:
+      return RunCheckConfig(*config);
+    default:
+      return RunMigrate(*config);
+  }
 }

@@ -14,6 +14,7 @@
 #include "codes/random.h"
 #include "common/log.h"
 #include "config/key_file.h"
+#include "delivery/encoding.h"
 #include "delivery/delivery_worker.h"
 #include "http/server.h"
 #include "providers/console_provider.h"
@@ -29,6 +30,28 @@ namespace sidecar {
 namespace {
 
 constexpr int kExpireBatch = 500;
+
+// Each template rendered with the longest code, measured as the SMS network will count it.
+std::vector<std::string> TemplateWarnings(const Config& config) {
+  MessageSettings settings{config.sms_template, config.app_name, config.webotp_domain,
+                           config.code_ttl_ms, config.sms_templates};
+  std::string code(static_cast<std::size_t>(config.code_length), '0');
+  std::vector<std::pair<std::string, std::string>> named = {
+      {"sms.template", RenderMessage(settings, code)}};
+  for (const auto& [locale, text] : config.sms_templates) {
+    named.emplace_back("sms.templates." + locale, RenderMessage(settings, code, locale));
+  }
+
+  std::vector<std::string> warnings;
+  for (const auto& [key, text] : named) {
+    MessageEncoding encoding = MeasureMessage(text);
+    if (encoding.segments > 1) {
+      warnings.push_back(key + ": renders to more than one SMS segment (" +
+                         encoding.ToString() + "); each segment is billed");
+    }
+  }
+  return warnings;
+}
 constexpr int kPruneEverySweeps = 60;
 
 int Fail(const std::string& what, const Error& error) {
@@ -36,20 +59,37 @@ int Fail(const std::string& what, const Error& error) {
   return 1;
 }
 
-std::vector<std::unique_ptr<SmsProvider>> MakeProviders(const Config& config,
-                                                        const Clock& clock) {
+Result<std::unique_ptr<SmsProvider>> MakeProvider(const std::string& name, const Config& config,
+                                                  const Clock& clock) {
+  if (name == "twilio" || name == "webhook") {
+    return MakeError("provider_unavailable", name + " is not built into this otp-sidecar yet");
+  }
+  if (name == "file") {
+    return std::unique_ptr<SmsProvider>(std::make_unique<FileProvider>(config.sms_file_path, clock));
+  }
+  return std::unique_ptr<SmsProvider>(std::make_unique<ConsoleProvider>(STDOUT_FILENO));
+}
+
+// Makes the providers in failover order, reading their secrets. Errors name the provider
+// and the file or variable, never the secret.
+Result<std::vector<std::unique_ptr<SmsProvider>>> MakeProviders(const Config& config,
+                                                                const Clock& clock) {
   std::vector<std::unique_ptr<SmsProvider>> providers;
   for (const std::string& name : config.sms_providers) {
-    if (name == "console") {
-      providers.push_back(std::make_unique<ConsoleProvider>(STDOUT_FILENO));
-      Log(LogLevel::kWarn, "main",
-          "the console provider prints each message, code included, on stdout; use it only in "
-          "development");
-    } else if (name == "file") {
-      providers.push_back(std::make_unique<FileProvider>(config.sms_file_path, clock));
-    }
+    Result<std::unique_ptr<SmsProvider>> provider = MakeProvider(name, config, clock);
+    if (!provider.ok()) return provider.error();
+    providers.push_back(std::move(*provider));
   }
   return providers;
+}
+
+void WarnAboutConsole(const Config& config) {
+  for (const std::string& name : config.sms_providers) {
+    if (name != "console") continue;
+    Log(LogLevel::kWarn, "main",
+        "the console provider prints each message, code included, on stdout; use it only in "
+        "development");
+  }
 }
 
 // Ends expired challenges once a second, so their sealed codes are erased even when nobody
@@ -162,12 +202,18 @@ int RunServe(const Config& config) {
 
   SystemClock clock;
   SodiumRandom random;
+  Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
+  if (!providers.ok()) return Fail("cannot set up the SMS providers", providers.error());
+  WarnAboutConsole(config);
+
   DeliverySettings delivery_settings;
   delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
-                               config.code_ttl_ms};
+                               config.code_ttl_ms, config.sms_templates};
   delivery_settings.max_attempts = config.delivery_max_attempts;
-  DeliveryWorker worker(**store, keys, clock, random, MakeProviders(config, clock),
-                        delivery_settings);
+  delivery_settings.workers = config.delivery_workers;
+  delivery_settings.max_in_flight = config.delivery_max_in_flight;
+  delivery_settings.resend_on_unknown = config.delivery_resend_on_unknown;
+  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings);
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms,
                                        config.max_attempts, config.sms_providers.front()};
@@ -207,6 +253,33 @@ int RunServe(const Config& config) {
   }
   Log(LogLevel::kInfo, "main", "stopped");
   return 0;
+}
+
+int RunCheckConfig(const Config& config) {
+  bool ok = true;
+  auto problem = [&](const std::string& what) {
+    std::printf("error: %s\n", what.c_str());
+    ok = false;
+  };
+
+  if (::access(config.key_file.c_str(), F_OK) == 0) {
+    Result<MasterKey> key = LoadOrCreateKeyFile(config.key_file, false);
+    if (!key.ok()) problem("key_file: " + key.error().message);
+    if (key.ok()) sodium_memzero(key->data(), key->size());
+  } else {
+    std::printf("note: key_file %s does not exist yet; serve will create it\n",
+                config.key_file.c_str());
+  }
+
+  SystemClock clock;
+  Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
+  if (!providers.ok()) problem(providers.error().message);
+
+  for (const std::string& warning : TemplateWarnings(config)) {
+    std::printf("warning: %s\n", warning.c_str());
+  }
+  std::printf(ok ? "configuration ok\n" : "configuration has errors\n");
+  return ok ? 0 : 2;
 }
 
 int RunMigrate(const Config& config) {

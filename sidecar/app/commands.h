@@ -11,6 +11,10 @@ namespace sidecar {
 // and the delivery in progress finish, checkpoints the WAL and returns 0.
 int RunServe(const Config& config);
 
+// Checks what serve would check before listening (the key file, provider secrets) without
+// serving, and warns about templates longer than one SMS segment. Returns 0 or 2.
+int RunCheckConfig(const Config& config);
+
 // Creates or upgrades the database and prints its schema version.
 int RunMigrate(const Config& config);
 

@@ -37,7 +37,9 @@ Status ParseFlags(const std::vector<std::string>& args, std::size_t first,
   for (std::size_t i = first; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
-      out.help_topic = out.command == Command::kServe ? "serve" : "migrate";
+      out.help_topic = out.command == Command::kServe         ? "serve"
+                       : out.command == Command::kCheckConfig ? "check-config"
+                                                              : "migrate";
       out.command = Command::kHelp;
       return OkStatus();
     }
@@ -86,8 +88,8 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   }
 
   Status parsed = OkStatus();
-  if (command == "serve") {
-    out.command = Command::kServe;
+  if (command == "serve" || command == "check-config") {
+    out.command = command == "serve" ? Command::kServe : Command::kCheckConfig;
     parsed = ParseFlags(args, 1, ServeFlags(), out);
   } else if (command == "migrate") {
     out.command = Command::kMigrate;
@@ -101,9 +103,10 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   }
   if (!parsed.ok()) return parsed.error();
 
-  if (out.command == Command::kServe && !out.overrides.sms_provider.empty() &&
-      out.overrides.sms_provider != "console" && out.overrides.sms_provider != "file") {
-    return Usage("--sms-provider must be console or file");
+  const std::string& provider = out.overrides.sms_provider;
+  if (!provider.empty() && provider != "console" && provider != "file" && provider != "twilio" &&
+      provider != "webhook") {
+    return Usage("--sms-provider must be console, file, twilio or webhook");
   }
   return out;
 }
@@ -120,10 +123,18 @@ std::string HelpText(const std::string& topic) {
            "  --listen HOST:PORT     loopback address to serve on (default 127.0.0.1:8470)\n"
            "  --database PATH        SQLite database (default ./otp-sidecar.db)\n"
            "  --key-file PATH        master key (default: otp-sidecar.key beside the database)\n"
-           "  --sms-provider NAME    console or file (default console)\n"
+           "  --sms-provider NAME    console, file, twilio or webhook (default console)\n"
            "  --sms-file PATH        where the file provider appends (default ./sms.jsonl)\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
            "  --help                 this text\n";
+  }
+  if (topic == "check-config") {
+    return "usage: otp-sidecar check-config [--config FILE] [serve options]\n"
+           "\n"
+           "Checks the configuration as serve would, without serving: every error with its\n"
+           "file, line and key; the key file's permissions; that provider secrets can be\n"
+           "read (never printing them). Warns when a template renders to more than one SMS\n"
+           "segment. Exits 0 when serve would start, 2 when it would refuse.\n";
   }
   if (topic == "migrate") {
     return "usage: otp-sidecar migrate --database PATH | --config FILE\n"
@@ -139,9 +150,10 @@ std::string HelpText(const std::string& topic) {
          "SMS one-time codes for a login server on the same host.\n"
          "\n"
          "commands:\n"
-         "  serve      serve the API (otp-sidecar serve --help)\n"
-         "  migrate    create or upgrade the database\n"
-         "  version    print the version\n";
+         "  serve         serve the API (otp-sidecar serve --help)\n"
+         "  check-config  check the configuration without serving\n"
+         "  migrate       create or upgrade the database\n"
+         "  version       print the version\n";
 }
 
 }  // namespace sidecar

@@ -5,6 +5,7 @@
 //   otp-sidecar serve [--config FILE] [--listen HOST:PORT] [--database PATH]
 //                     [--key-file PATH] [--sms-provider console|file] [--sms-file PATH]
 //                     [--log-level LEVEL]
+//   otp-sidecar check-config [--config FILE] [serve flags...]
 //   otp-sidecar migrate --database PATH | --config FILE
 //   otp-sidecar version
 //   otp-sidecar [COMMAND] --help
@@ -17,11 +18,11 @@
 
 namespace sidecar {
 
-enum class Command { kServe, kMigrate, kVersion, kHelp };
+enum class Command { kServe, kCheckConfig, kMigrate, kVersion, kHelp };
 
 struct CommandLine {
   Command command = Command::kHelp;
-  std::string help_topic;  // for kHelp: "", "serve", "migrate" or "version"
+  std::string help_topic;  // for kHelp: "", "serve", "check-config", "migrate" or "version"
   ConfigOverrides overrides;
 };
 

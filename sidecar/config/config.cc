@@ -12,228 +12,21 @@
 #include "codes/codes.h"
 #include "common/time_format.h"
 #include "delivery/message.h"
+#include "config/sms_config.h"
+#include "config/toml_reader.h"
 #include "limits/rate_rule.h"
 
 namespace sidecar {
 namespace {
 
+using config_internal::CheckSmsValues;
+using config_internal::Problems;
+using config_internal::ReadSmsTable;
+using config_internal::TableReader;
+
 constexpr std::int64_t kMinTtlMs = 1000;
 constexpr std::int64_t kMaxTtlMs = 24LL * 60 * 60 * 1000;
 constexpr std::size_t kMaxAppNameLength = 64;
-const std::set<std::string> kProviderNames = {"console", "file"};
-
-// Collects every problem so an operator fixes a file in one pass, not one error per start.
-class Problems {
- public:
-  explicit Problems(std::string origin) : origin_(std::move(origin)) {}
-
-  void Add(const toml::source_region& where, const std::string& key, const std::string& what) {
-    lines_.push_back(origin_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + what);
-  }
-  void AddFlag(const std::string& flag, const std::string& what) {
-    lines_.push_back(flag + ": " + what);
-  }
-  void AddRaw(const std::string& line) { lines_.push_back(line); }
-
-  // Remembers where a key was set, so that later value checks can point at it.
-  void Seen(const std::string& key, const toml::source_region& where) { seen_[key] = where; }
-  void FromFlag(const std::string& key, const std::string& flag) { flags_[key] = flag; }
-
-  // Reports a problem with the value of `key`, naming the flag or the file and line it
-  // came from.
-  void AddFor(const std::string& key, const std::string& what) {
-    if (auto flag = flags_.find(key); flag != flags_.end()) {
-      AddFlag(flag->second, what);
-    } else if (auto where = seen_.find(key); where != seen_.end()) {
-      Add(where->second, key, what);
-    } else {
-      AddRaw(key + ": " + what);
-    }
-  }
-
-  bool empty() const { return lines_.empty(); }
-  Error ToError() const {
-    std::string message;
-    for (const auto& line : lines_) {
-      if (!message.empty()) message += '\n';
-      message += line;
-    }
-    return MakeError("invalid_config", message);
-  }
-
- private:
-  std::string origin_;
-  std::vector<std::string> lines_;
-  std::map<std::string, toml::source_region> seen_;
-  std::map<std::string, std::string> flags_;
-};
-
-std::string Join(const std::string& prefix, std::string_view key) {
-  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
-}
-
-// Reads the keys of one TOML table, checking types and reporting keys it does not know.
-class TableReader {
- public:
-  TableReader(const toml::table& table, std::string prefix, Problems& problems)
-      : table_(table), prefix_(std::move(prefix)), problems_(problems) {}
-
-  ~TableReader() {
-    for (const auto& [key, node] : table_) {
-      if (known_.count(std::string(key.str())) == 0) {
-        problems_.Add(key.source(), Join(prefix_, key.str()), "unknown key");
-      }
-    }
-  }
-
-  const toml::node* Find(std::string_view key) {
-    known_.insert(std::string(key));
-    const toml::node* node = table_.get(key);
-    if (node != nullptr) problems_.Seen(Join(prefix_, key), node->source());
-    return node;
-  }
-
-  void String(std::string_view key, std::string* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    if (auto value = node->value<std::string>(); value && node->is_string()) {
-      *out = *value;
-    } else {
-      problems_.Add(node->source(), Join(prefix_, key), "must be a string");
-    }
-  }
-
-  void Integer(std::string_view key, int min, int max, int* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    if (!node->is_integer()) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be an integer");
-      return;
-    }
-    std::int64_t value = node->as_integer()->get();
-    if (value < min || value > max) {
-      problems_.Add(node->source(), Join(prefix_, key),
-                    "must be between " + std::to_string(min) + " and " + std::to_string(max));
-      return;
-    }
-    *out = static_cast<int>(value);
-  }
-
-  void Duration(std::string_view key, std::int64_t min_ms, std::int64_t max_ms,
-                const std::string& range_text, std::int64_t* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    if (!node->is_string()) {
-      problems_.Add(node->source(), Join(prefix_, key),
-                    "must be a duration string like \"30s\", \"5m\" or \"1h\"");
-      return;
-    }
-    Result<std::int64_t> ms = ParseDurationMs(node->as_string()->get());
-    if (!ms.ok()) {
-      problems_.Add(node->source(), Join(prefix_, key), ms.error().message);
-      return;
-    }
-    if (*ms < min_ms || *ms > max_ms) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be between " + range_text);
-      return;
-    }
-    *out = *ms;
-  }
-
-  void Boolean(std::string_view key, bool* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    if (!node->is_boolean()) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be true or false");
-      return;
-    }
-    *out = node->as_boolean()->get();
-  }
-
-  void Fraction(std::string_view key, double* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    double value = -1;
-    if (node->is_floating_point()) value = node->as_floating_point()->get();
-    if (node->is_integer()) value = static_cast<double>(node->as_integer()->get());
-    if (!(value >= 0.0 && value <= 1.0)) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be a number from 0 to 1");
-      return;
-    }
-    *out = value;
-  }
-
-  void Rates(std::string_view key, std::vector<RateRule>* out) {
-    std::vector<std::string> texts;
-    const toml::node* node = table_.get(key);
-    StringArray(key, &texts);
-    if (node == nullptr || !node->is_array()) return;
-
-    std::vector<RateRule> rules;
-    for (const std::string& text : texts) {
-      Result<RateRule> rule = ParseRateRule(text);
-      if (!rule.ok()) {
-        problems_.Add(node->source(), Join(prefix_, key), rule.error().message);
-        return;
-      }
-      rules.push_back(*rule);
-    }
-    *out = rules;
-  }
-
-  void StringArray(std::string_view key, std::vector<std::string>* out) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return;
-    const toml::array* array = node->as_array();
-    if (array == nullptr) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be an array of strings");
-      return;
-    }
-    std::vector<std::string> values;
-    for (const toml::node& element : *array) {
-      if (!element.is_string()) {
-        problems_.Add(element.source(), Join(prefix_, key), "must be an array of strings");
-        return;
-      }
-      values.push_back(element.as_string()->get());
-    }
-    *out = values;
-  }
-
-  // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).
-  const toml::table* Table(std::string_view key) {
-    const toml::node* node = Find(key);
-    if (node == nullptr) return nullptr;
-    if (!node->is_table()) {
-      problems_.Add(node->source(), Join(prefix_, key), "must be a table");
-      return nullptr;
-    }
-    return node->as_table();
-  }
-
-  const toml::source_region& Where(std::string_view key) const {
-    const toml::node* node = table_.get(key);
-    return node != nullptr ? node->source() : table_.source();
-  }
-
- private:
-  const toml::table& table_;
-  std::string prefix_;
-  Problems& problems_;
-  std::set<std::string> known_;
-};
-
-void ReadSms(const toml::table& table, Config& config, Problems& problems) {
-  TableReader sms(table, "sms", problems);
-  sms.StringArray("providers", &config.sms_providers);
-  sms.String("template", &config.sms_template);
-  sms.String("webotp_domain", &config.webotp_domain);
-
-  if (const toml::table* file = sms.Table("file")) {
-    TableReader reader(*file, "sms.file", problems);
-    reader.String("path", &config.sms_file_path);
-  }
-}
 
 void ReadPhone(const toml::table& table, Config& config, Problems& problems) {
   TableReader phone(table, "phone", problems);
@@ -286,7 +79,7 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
     reader.Integer("max_attempts", 1, 20, &config.max_attempts);
   }
 
-  if (const toml::table* sms = top.Table("sms")) ReadSms(*sms, config, problems);
+  if (const toml::table* sms = top.Table("sms")) ReadSmsTable(*sms, config, problems);
   if (const toml::table* phone = top.Table("phone")) ReadPhone(*phone, config, problems);
   if (const toml::table* limits = top.Table("limits")) ReadLimits(*limits, config, problems);
 
@@ -302,7 +95,16 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
 
   if (const toml::table* delivery = top.Table("delivery")) {
     TableReader reader(*delivery, "delivery", problems);
-    reader.Integer("max_attempts", 1, 100, &config.delivery_max_attempts);
+    int retries = config.delivery_max_attempts - 1;
+    reader.Integer("max_retries", 0, 100, &retries);
+    config.delivery_max_attempts = retries + 1;
+    reader.Duration("connect_timeout", 100, 60'000, "\"100ms\" and \"1m\"",
+                    &config.delivery_connect_timeout_ms);
+    reader.Duration("request_timeout", 100, 300'000, "\"100ms\" and \"5m\"",
+                    &config.delivery_request_timeout_ms);
+    reader.Boolean("resend_on_unknown", &config.delivery_resend_on_unknown);
+    reader.Integer("workers", 1, 64, &config.delivery_workers);
+    reader.Integer("max_in_flight", 1, 64, &config.delivery_max_in_flight);
   }
 }
 
@@ -367,28 +169,7 @@ void CheckValues(Config& config, Problems& problems) {
     problems.AddFor("app_name", "must be 1 to 64 printable characters");
   }
 
-  if (config.sms_providers.empty()) problems.AddFor("sms.providers", "must name a provider");
-  std::set<std::string> seen;
-  for (const auto& name : config.sms_providers) {
-    if (kProviderNames.count(name) == 0) {
-      problems.AddFor("sms.providers", "unknown provider \"" + name +
-                      "\"; known are console and file");
-    } else if (!seen.insert(name).second) {
-      problems.AddFor("sms.providers", "\"" + name + "\" is listed twice");
-    }
-  }
-  if (seen.count("file") != 0 && config.sms_file_path.empty()) {
-    problems.AddFor("sms.file.path", "must not be empty when the file provider is used");
-  }
-
-  if (Status ok = ValidateTemplate(config.sms_template); !ok.ok()) {
-    problems.AddFor("sms.template", ok.error().message);
-  }
-  if (!config.webotp_domain.empty()) {
-    if (Status ok = ValidateWebOtpDomain(config.webotp_domain); !ok.ok()) {
-      problems.AddFor("sms.webotp_domain", ok.error().message);
-    }
-  }
+  CheckSmsValues(config, problems);
   if (config.http_min_threads > config.http_max_threads) {
     problems.AddFor("http.min_threads", "must not exceed http.max_threads");
   }

@@ -5,6 +5,7 @@
 // program receives this plain struct and never sees TOML.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,28 @@ struct ListenAddress {
   std::string ToString() const;
 };
 
+// [sms.twilio]. The auth token is named here (a file or an environment variable) and read
+// when providers are made, never kept in the configuration.
+struct TwilioConfig {
+  std::string account_sid;
+  std::string api_key_sid;
+  std::string auth_token_file;
+  std::string auth_token_env;
+  std::string from;
+  std::string messaging_service_sid;
+  std::string status_callback;
+  std::string base_url = "https://api.twilio.com";
+  std::string ca_file;
+};
+
+// [sms.webhook].
+struct WebhookConfig {
+  std::string url;
+  std::string secret_file;
+  std::string secret_env;
+  std::string ca_file;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8470";
   ListenAddress listen_address{"127.0.0.1", 8470};  // parsed form of `listen`
@@ -37,8 +60,11 @@ struct Config {
   std::vector<std::string> sms_providers = {"console"};
   std::string sms_template =
       "{code} is your {app} verification code. It expires in {minutes} minutes.";
+  std::map<std::string, std::string> sms_templates;  // lower-case locale -> template
   std::string webotp_domain;
   std::string sms_file_path = "sms.jsonl";
+  TwilioConfig twilio;
+  WebhookConfig webhook;
 
   // HTTP serving. Each open keep-alive connection holds one thread, so the pool grows on
   // demand up to http_max_threads; idle connections are closed after keep_alive_timeout.
@@ -47,8 +73,14 @@ struct Config {
   std::int64_t http_keep_alive_timeout_ms = 5000;
   std::int64_t http_request_timeout_ms = 5000;
 
-  // Delivery retries on a provider that asked to retry.
-  int delivery_max_attempts = 5;
+  // Delivery: sends tried per provider (1 + delivery.max_retries), provider timeouts, the
+  // worker pool and how many sends one provider may have in flight at once.
+  int delivery_max_attempts = 6;
+  std::int64_t delivery_connect_timeout_ms = 3000;
+  std::int64_t delivery_request_timeout_ms = 10'000;
+  bool delivery_resend_on_unknown = false;
+  int delivery_workers = 4;
+  int delivery_max_in_flight = 2;  // per provider
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;

@@ -58,7 +58,9 @@ Status DeliveryWorker::Start() {
   }
 
   heartbeat_.store(clock_.Now());
-  thread_ = std::thread([this] { Run(); });
+  for (int i = 0; i < std::max(1, settings_.workers); ++i) {
+    threads_.emplace_back([this] { Run(); });
+  }
   return OkStatus();
 }
 
@@ -68,7 +70,8 @@ void DeliveryWorker::Stop() {
     stop_ = true;
   }
   wake_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
 }
 
 void DeliveryWorker::Wake() {
@@ -76,7 +79,14 @@ void DeliveryWorker::Wake() {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_ = true;
   }
-  wake_cv_.notify_one();
+  wake_cv_.notify_all();
+}
+
+int DeliveryWorker::in_flight() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int total = 0;
+  for (const auto& [name, count] : in_flight_) total += count;
+  return total;
 }
 
 void DeliveryWorker::Run() {
@@ -87,7 +97,7 @@ void DeliveryWorker::Run() {
       wake_ = false;
     }
     heartbeat_.store(clock_.Now());
-    DrainDue();
+    int handled = DrainDue();
 
     std::int64_t wait_ms = kIdlePollMs;
     Status next = store_.Transact([&](StoreTx& tx) -> Status {
@@ -99,6 +109,9 @@ void DeliveryWorker::Run() {
     if (!next.ok()) {
       Log(LogLevel::kError, "delivery", "cannot read the outbox", {{"error", next.error().message}});
     }
+    // Due work this thread could not take belongs to a provider at its in-flight limit (or
+    // another thread took it): wait for a send to finish rather than spin.
+    if (wait_ms == 0 && handled == 0) wait_ms = kIdlePollMs;
 
     std::unique_lock<std::mutex> lock(mutex_);
     wake_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return wake_ || stop_; });
@@ -138,14 +151,21 @@ std::int64_t DeliveryWorker::Backoff(int attempts_on_provider) {
   return half + random_.Uniform(static_cast<std::uint32_t>(std::min<std::int64_t>(half, 1 << 30)));
 }
 
-bool DeliveryWorker::DeliverOne() {
-  TimeMs now = clock_.Now();
-  std::optional<DeliveryJob> job;
+std::optional<DeliveryJob> DeliveryWorker::Claim(TimeMs now) {
+  std::lock_guard<std::mutex> claim_lock(claim_mutex_);
+  std::vector<std::string> skip;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [name, count] : in_flight_) {
+      if (count >= settings_.max_in_flight) skip.push_back(name);
+    }
+  }
 
-  // Claim: the row moves to "sending" before the provider is called, so a crash mid-send
-  // is visible at the next start.
+  // The row moves to "sending" before the provider is called, so a crash mid-send is
+  // visible at the next start.
+  std::optional<DeliveryJob> job;
   Status claimed = store_.Transact([&](StoreTx& tx) -> Status {
-    Result<std::optional<DeliveryJob>> due = tx.FindDueDelivery(now);
+    Result<std::optional<DeliveryJob>> due = tx.FindDueDelivery(now, skip);
     if (!due.ok()) return due.error();
     job = *due;
     if (!job) return OkStatus();
@@ -162,8 +182,27 @@ bool DeliveryWorker::DeliverOne() {
   });
   if (!claimed.ok()) {
     Log(LogLevel::kError, "delivery", "cannot claim a delivery", {{"error", claimed.error().message}});
-    return false;
+    return std::nullopt;
   }
+  if (job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_flight_[job->delivery.provider] += 1;
+  }
+  return job;
+}
+
+void DeliveryWorker::Release(const std::string& provider) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_flight_[provider] -= 1;
+    wake_ = true;
+  }
+  wake_cv_.notify_all();
+}
+
+bool DeliveryWorker::DeliverOne() {
+  TimeMs now = clock_.Now();
+  std::optional<DeliveryJob> job = Claim(now);
   if (!job) return false;
 
   SendOutcome outcome;
@@ -175,10 +214,12 @@ bool DeliveryWorker::DeliverOne() {
     outcome = SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
     provider_at_fault = false;
   } else {
-    SmsMessage message{job->challenge.phone, RenderMessage(settings_.message, *code),
+    SmsMessage message{job->challenge.phone,
+                       RenderMessage(settings_.message, *code, job->challenge.locale),
                        job->challenge.id};
     outcome = ProviderNamed(job->delivery.provider)->Send(message);
   }
+  Release(job->delivery.provider);
 
   Status recorded = Record(*job, outcome, now, provider_at_fault);
   if (!recorded.ok()) {
@@ -205,15 +246,22 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
       d.error.clear();
       break;
     case SendOutcome::Kind::kUnknown:
-      d.state = DeliveryState::kUnknown;
-      d.error = outcome.reason;
-      break;
+      if (!settings_.resend_on_unknown) {
+        d.state = DeliveryState::kUnknown;
+        d.error = outcome.reason;
+        break;
+      }
+      // The operator prefers a possible duplicate to a possibly lost code.
+      [[fallthrough]];
     case SendOutcome::Kind::kRetry:
     case SendOutcome::Kind::kPermanentFailure: {
       d.error = outcome.reason;
-      bool give_up_here = outcome.kind == SendOutcome::Kind::kPermanentFailure ||
-                          d.provider_attempts >= settings_.max_attempts;
-      SmsProvider* next = give_up_here && provider_at_fault ? ProviderAfter(d.provider) : nullptr;
+      bool permanent = outcome.kind == SendOutcome::Kind::kPermanentFailure;
+      bool give_up_here = permanent || d.provider_attempts >= settings_.max_attempts;
+      // A bad number fails on every provider; only a provider's own failure (or retries
+      // running out on it) is worth another provider's try.
+      bool worth_failover = provider_at_fault && (!permanent || outcome.provider_failure);
+      SmsProvider* next = give_up_here && worth_failover ? ProviderAfter(d.provider) : nullptr;
       if (!give_up_here) {
         std::int64_t delay = outcome.retry_after_ms > 0 ? outcome.retry_after_ms
                                                         : Backoff(d.provider_attempts);

@@ -6,13 +6,22 @@
 // and call Wake().
 //
 // Outcomes: sent -> "sent"; retry -> back to "queued" with a backoff (or the provider's
-// Retry-After) until max_attempts, then the next provider in the list, if any; permanent
-// failure -> the next provider, else "failed"; unknown -> "unknown", never sent again.
-// A delivery found in "sending" at start-up was interrupted by a crash and is sent again.
+// Retry-After) until max_attempts on that provider, then the next provider in the list, if
+// any, else "failed"; a permanent failure of the provider itself (bad credentials) -> the
+// next provider; a permanent failure of the message (a bad number) -> "failed"; unknown
+// (the provider may have sent it) -> "unknown", never sent again unless resend_on_unknown.
+// Retries stop when the challenge ends or expires. A delivery found in "sending" at
+// start-up was interrupted by a crash and is sent again.
+//
+// A small pool of threads sends; each provider has at most max_in_flight sends at once,
+// so a provider that stalls ties up only its own share and others keep delivering.
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,6 +40,9 @@ struct DeliverySettings {
   int max_attempts = 5;  // per provider
   std::int64_t base_backoff_ms = 1000;
   std::int64_t max_backoff_ms = 60'000;
+  int workers = 1;
+  int max_in_flight = 2;  // per provider
+  bool resend_on_unknown = false;
 };
 
 class DeliveryWorker {
@@ -40,7 +52,7 @@ class DeliveryWorker {
                  std::vector<std::unique_ptr<SmsProvider>> providers, DeliverySettings settings);
   ~DeliveryWorker();
 
-  // Requeues deliveries interrupted by a crash, then starts the worker thread.
+  // Requeues deliveries interrupted by a crash, then starts the worker threads.
   Status Start();
 
   // Finishes the delivery in progress, then stops. Idempotent.
@@ -49,16 +61,21 @@ class DeliveryWorker {
   // Thread-safe; cheap enough to call after every commit that queued a delivery.
   void Wake();
 
-  // Sends every delivery due now, then returns how many it handled. Used by the thread and
-  // by tests that drive the worker step by step.
+  // Sends every delivery due now on the calling thread, then returns how many it handled.
+  // Used by the threads and by tests that drive the worker step by step.
   int DrainDue();
 
-  // Milliseconds since the epoch at which the loop last ran; for liveness checks.
+  // Milliseconds since the epoch at which a loop last ran; for liveness checks.
   TimeMs last_heartbeat() const { return heartbeat_.load(); }
+
+  // Sends in progress right now, over all providers.
+  int in_flight() const;
 
  private:
   void Run();
   bool DeliverOne();
+  std::optional<DeliveryJob> Claim(TimeMs now);
+  void Release(const std::string& provider);
   // `provider_at_fault` is false when the message could not even be made (the sealed code
   // does not open): then no other provider can do better and there is no failover.
   Status Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started,
@@ -74,12 +91,16 @@ class DeliveryWorker {
   std::vector<std::unique_ptr<SmsProvider>> providers_;
   const DeliverySettings settings_;
 
-  std::mutex mutex_;  // guards wake_ and stop_
+  mutable std::mutex mutex_;  // guards wake_, stop_ and in_flight_
   std::condition_variable wake_cv_;
   bool wake_ = false;
   bool stop_ = false;
+  std::map<std::string, int> in_flight_;  // provider name -> sends in progress
+  // Held from choosing which providers to skip until the claimed send is counted, so two
+  // threads never both take a provider's last free slot.
+  std::mutex claim_mutex_;
   std::atomic<TimeMs> heartbeat_{0};
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace sidecar

@@ -96,11 +96,27 @@ Status ValidateWebOtpDomain(std::string_view domain) {
   return OkStatus();
 }
 
-std::string RenderMessage(const MessageSettings& settings, std::string_view code) {
+const std::string& TemplateFor(const MessageSettings& settings, std::string_view locale) {
+  std::string key(locale);
+  for (char& c : key) {
+    c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (auto exact = settings.templates.find(key); exact != settings.templates.end()) {
+    return exact->second;
+  }
+  std::string language = key.substr(0, key.find('-'));
+  if (auto base = settings.templates.find(language); base != settings.templates.end()) {
+    return base->second;
+  }
+  return settings.template_text;
+}
+
+std::string RenderMessage(const MessageSettings& settings, std::string_view code,
+                          std::string_view locale) {
   std::string out;
   std::string minutes = MinutesText(settings.ttl_ms);
   Status ignored = Scan(
-      settings.template_text, [&](std::string_view text) { out += text; },
+      TemplateFor(settings, locale), [&](std::string_view text) { out += text; },
       [&](std::string_view name) -> Status {
         if (name == "code") {
           out += code;

@@ -8,6 +8,7 @@
 // "@<domain> #<code>" so browsers can offer the code to the page.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -16,10 +17,11 @@
 namespace sidecar {
 
 struct MessageSettings {
-  std::string template_text;
+  std::string template_text;  // the default
   std::string app_name;
   std::string webotp_domain;  // empty: no WebOTP line
   std::int64_t ttl_ms = 0;
+  std::map<std::string, std::string> templates;  // by lower-case locale: "fr", "pt-br"
 };
 
 // Checks a template without rendering it. Error code "invalid_template".
@@ -29,7 +31,12 @@ Status ValidateTemplate(std::string_view template_text);
 // 1 to 63 bytes each) joined by single dots.
 Status ValidateWebOtpDomain(std::string_view domain);
 
-// REQUIRES: ValidateTemplate(settings.template_text) succeeded.
-std::string RenderMessage(const MessageSettings& settings, std::string_view code);
+// The template for `locale`: an exact match ("pt-BR" -> "pt-br"), else its language
+// ("pt-BR" -> "pt"), else the default. Case and '_' versus '-' do not matter.
+const std::string& TemplateFor(const MessageSettings& settings, std::string_view locale);
+
+// REQUIRES: every template of `settings` passed ValidateTemplate.
+std::string RenderMessage(const MessageSettings& settings, std::string_view code,
+                          std::string_view locale = "");
 
 }  // namespace sidecar

@@ -26,13 +26,19 @@ struct SendOutcome {
   std::string message_id;
   std::int64_t retry_after_ms = 0;
   std::string reason;  // for operators and the challenge's delivery error; never secret
+  // For kPermanentFailure: the provider itself is unusable (bad credentials, account
+  // suspended, certificate does not verify), not this message; the worker fails over.
+  bool provider_failure = false;
 
-  static SendOutcome Sent(std::string id) { return {Kind::kSent, std::move(id), 0, ""}; }
+  static SendOutcome Sent(std::string id) { return {Kind::kSent, std::move(id), 0, "", false}; }
   static SendOutcome Retry(std::string why, std::int64_t after_ms = 0) {
-    return {Kind::kRetry, "", after_ms, std::move(why)};
+    return {Kind::kRetry, "", after_ms, std::move(why), false};
   }
-  static SendOutcome Permanent(std::string why) {
-    return {Kind::kPermanentFailure, "", 0, std::move(why)};
+  static SendOutcome Permanent(std::string why, bool provider_failure = false) {
+    return {Kind::kPermanentFailure, "", 0, std::move(why), provider_failure};
+  }
+  static SendOutcome Unknown(std::string why) {
+    return {Kind::kUnknown, "", 0, std::move(why), false};
   }
 };
 

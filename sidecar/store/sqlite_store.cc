@@ -200,6 +200,7 @@ std::string Sql(const char* head, const char* columns, const char* tail) {
 
 class SqliteStore::Tx final : public StoreTx {
  public:
+  using StoreTx::FindDueDelivery;
   Tx(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache)
       : db_(db), cache_(cache) {}
 
@@ -328,8 +329,15 @@ class SqliteStore::Tx final : public StoreTx {
     return (*s)->Run("failing queued deliveries");
   }
 
-  Result<std::optional<DeliveryJob>> FindDueDelivery(TimeMs now) override {
-    const char* sql =
+  Result<std::optional<DeliveryJob>> FindDueDelivery(
+      TimeMs now, const std::vector<std::string>& skip_providers) override {
+    // One statement text per number of skipped providers (there are only a few), so the
+    // prepared-statement cache stays small.
+    std::string skip;
+    for (std::size_t i = 0; i < skip_providers.size(); ++i) {
+      skip += (i == 0 ? "" : ", ") + std::string("?") + std::to_string(i + 2);
+    }
+    std::string sql =
         "SELECT d.id, d.challenge_id, d.state, d.provider, d.provider_message_id, "
           "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
           "d.updated_at, d.sent_at, "
@@ -337,11 +345,15 @@ class SqliteStore::Tx final : public StoreTx {
           "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at, c.region "
           "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
           "WHERE d.state = 'queued' AND d.next_attempt_at <= ?1 "
-          "AND c.status = 'pending' AND c.expires_at > ?1 "
-          "ORDER BY d.next_attempt_at, d.id LIMIT 1";
+          "AND c.status = 'pending' AND c.expires_at > ?1 " +
+        (skip.empty() ? std::string() : "AND d.provider NOT IN (" + skip + ") ") +
+        "ORDER BY d.next_attempt_at, d.id LIMIT 1";
     auto s = Prepare(sql);
     if (!s.ok()) return s.error();
     (*s)->Bind(1, now);
+    for (std::size_t i = 0; i < skip_providers.size(); ++i) {
+      (*s)->Bind(static_cast<int>(i + 2), skip_providers[i]);
+    }
     Result<bool> row = (*s)->Step("reading due delivery");
     if (!row.ok()) return row.error();
     if (!*row) return std::optional<DeliveryJob>();

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,8 +50,13 @@ class StoreTx {
   virtual Status FailQueuedDeliveries(std::string_view challenge_id, std::string_view error,
                                       TimeMs now) = 0;
 
-  // The oldest queued delivery due at `now` whose challenge is pending and unexpired.
-  virtual Result<std::optional<DeliveryJob>> FindDueDelivery(TimeMs now) = 0;
+  // The oldest queued delivery due at `now` whose challenge is pending and unexpired, and
+  // whose provider is not one of `skip_providers` (those at their in-flight limit).
+  virtual Result<std::optional<DeliveryJob>> FindDueDelivery(
+      TimeMs now, const std::vector<std::string>& skip_providers) = 0;
+  Result<std::optional<DeliveryJob>> FindDueDelivery(TimeMs now) {
+    return FindDueDelivery(now, {});
+  }
 
   // When the next queued delivery of a pending challenge falls due, if any.
   virtual Result<std::optional<TimeMs>> NextDeliveryDue() = 0;

@@ -1,0 +1,221 @@
+#pragma once
+
+// Internal to config/: reading TOML tables with type checks, collecting every problem
+// with its file, line and key. Nothing outside config/ includes this.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <toml++/toml.h>
+#include <vector>
+
+#include "common/result.h"
+#include "common/time_format.h"
+#include "limits/rate_rule.h"
+
+namespace sidecar::config_internal {
+
+// Collects every problem so an operator fixes a file in one pass, not one error per start.
+class Problems {
+ public:
+  explicit Problems(std::string origin) : origin_(std::move(origin)) {}
+
+  void Add(const toml::source_region& where, const std::string& key, const std::string& what) {
+    lines_.push_back(origin_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + what);
+  }
+  void AddFlag(const std::string& flag, const std::string& what) {
+    lines_.push_back(flag + ": " + what);
+  }
+  void AddRaw(const std::string& line) { lines_.push_back(line); }
+
+  // Remembers where a key was set, so that later value checks can point at it.
+  void Seen(const std::string& key, const toml::source_region& where) { seen_[key] = where; }
+  void FromFlag(const std::string& key, const std::string& flag) { flags_[key] = flag; }
+
+  // Reports a problem with the value of `key`, naming the flag or the file and line it
+  // came from.
+  void AddFor(const std::string& key, const std::string& what) {
+    if (auto flag = flags_.find(key); flag != flags_.end()) {
+      AddFlag(flag->second, what);
+    } else if (auto where = seen_.find(key); where != seen_.end()) {
+      Add(where->second, key, what);
+    } else {
+      AddRaw(key + ": " + what);
+    }
+  }
+
+  bool empty() const { return lines_.empty(); }
+  Error ToError() const {
+    std::string message;
+    for (const auto& line : lines_) {
+      if (!message.empty()) message += '\n';
+      message += line;
+    }
+    return MakeError("invalid_config", message);
+  }
+
+ private:
+  std::string origin_;
+  std::vector<std::string> lines_;
+  std::map<std::string, toml::source_region> seen_;
+  std::map<std::string, std::string> flags_;
+};
+
+inline std::string Join(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+// Reads the keys of one TOML table, checking types and reporting keys it does not know.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string prefix, Problems& problems)
+      : table_(table), prefix_(std::move(prefix)), problems_(problems) {}
+
+  ~TableReader() {
+    for (const auto& [key, node] : table_) {
+      if (known_.count(std::string(key.str())) == 0) {
+        problems_.Add(key.source(), Join(prefix_, key.str()), "unknown key");
+      }
+    }
+  }
+
+  const toml::node* Find(std::string_view key) {
+    known_.insert(std::string(key));
+    const toml::node* node = table_.get(key);
+    if (node != nullptr) problems_.Seen(Join(prefix_, key), node->source());
+    return node;
+  }
+
+  void String(std::string_view key, std::string* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (auto value = node->value<std::string>(); value && node->is_string()) {
+      *out = *value;
+    } else {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a string");
+    }
+  }
+
+  void Integer(std::string_view key, int min, int max, int* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_integer()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be an integer");
+      return;
+    }
+    std::int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      problems_.Add(node->source(), Join(prefix_, key),
+                    "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    *out = static_cast<int>(value);
+  }
+
+  void Duration(std::string_view key, std::int64_t min_ms, std::int64_t max_ms,
+                const std::string& range_text, std::int64_t* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_string()) {
+      problems_.Add(node->source(), Join(prefix_, key),
+                    "must be a duration string like \"30s\", \"5m\" or \"1h\"");
+      return;
+    }
+    Result<std::int64_t> ms = ParseDurationMs(node->as_string()->get());
+    if (!ms.ok()) {
+      problems_.Add(node->source(), Join(prefix_, key), ms.error().message);
+      return;
+    }
+    if (*ms < min_ms || *ms > max_ms) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be between " + range_text);
+      return;
+    }
+    *out = *ms;
+  }
+
+  void Boolean(std::string_view key, bool* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    if (!node->is_boolean()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be true or false");
+      return;
+    }
+    *out = node->as_boolean()->get();
+  }
+
+  void Fraction(std::string_view key, double* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    double value = -1;
+    if (node->is_floating_point()) value = node->as_floating_point()->get();
+    if (node->is_integer()) value = static_cast<double>(node->as_integer()->get());
+    if (!(value >= 0.0 && value <= 1.0)) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a number from 0 to 1");
+      return;
+    }
+    *out = value;
+  }
+
+  void Rates(std::string_view key, std::vector<RateRule>* out) {
+    std::vector<std::string> texts;
+    const toml::node* node = table_.get(key);
+    StringArray(key, &texts);
+    if (node == nullptr || !node->is_array()) return;
+
+    std::vector<RateRule> rules;
+    for (const std::string& text : texts) {
+      Result<RateRule> rule = ParseRateRule(text);
+      if (!rule.ok()) {
+        problems_.Add(node->source(), Join(prefix_, key), rule.error().message);
+        return;
+      }
+      rules.push_back(*rule);
+    }
+    *out = rules;
+  }
+
+  void StringArray(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be an array of strings");
+      return;
+    }
+    std::vector<std::string> values;
+    for (const toml::node& element : *array) {
+      if (!element.is_string()) {
+        problems_.Add(element.source(), Join(prefix_, key), "must be an array of strings");
+        return;
+      }
+      values.push_back(element.as_string()->get());
+    }
+    *out = values;
+  }
+
+  // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).
+  const toml::table* Table(std::string_view key) {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return nullptr;
+    if (!node->is_table()) {
+      problems_.Add(node->source(), Join(prefix_, key), "must be a table");
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  const toml::source_region& Where(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    return node != nullptr ? node->source() : table_.source();
+  }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+  Problems& problems_;
+  std::set<std::string> known_;
+};
+
+}  // namespace sidecar::config_internal
