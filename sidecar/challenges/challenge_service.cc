@@ -273,7 +273,9 @@ Result<VerifyResult> ChallengeService::Verify(
 
     Status counted = OkStatus();
     if (result.status == VerifyStatus::kApproved) {
-      counted = limiter_.RecordApproval(tx, challenge.user, challenge.region, now);
+      // An exempt number's sends are not counted, so its approvals must not be either.
+      const std::string& region = limiter_.IsExempt(challenge.phone) ? "" : challenge.region;
+      counted = limiter_.RecordApproval(tx, challenge.user, region, now);
     } else if (challenge.attempts != attempts_before) {
       counted = limiter_.RecordFailure(tx, challenge.user, client_ip, now);
     }

@@ -81,7 +81,13 @@ Result<std::optional<Refusal>> Limiter::CheckPumping(StoreTx& tx, const std::str
   // The hour is rounded out to whole minute buckets, so no send of the last hour is left
   // out; after a cool-off the region is judged only on what came after it.
   TimeMs after = now - kHourMs - kMinuteMs;
-  if (suspension->has_value()) after = std::max(after, (*suspension)->until);
+  // The minute bucket that holds `until` also holds the sends made after it, so it counts,
+  // unless the suspension began in that same minute (it would then hold what tripped it).
+  if (suspension->has_value()) {
+    const RegionSuspension& last = **suspension;
+    TimeMs until_bucket = last.until - last.until % kMinuteMs;
+    after = std::max(after, until_bucket > last.since ? until_bucket - 1 : last.until);
+  }
   Result<RegionCounts> counts = tx.SumRegionCounts(region, after);
   if (!counts.ok()) return counts.error();
 
@@ -95,12 +101,14 @@ Result<std::optional<Refusal>> Limiter::CheckPumping(StoreTx& tx, const std::str
   return std::optional<Refusal>(Refusal{"region_suspended", pumping.cool_off_ms, true});
 }
 
+bool Limiter::IsExempt(const std::string& phone) const {
+  const auto& exempt = settings_.exempt_numbers;
+  return std::find(exempt.begin(), exempt.end(), phone) != exempt.end();
+}
+
 Result<std::optional<Refusal>> Limiter::AdmitSend(StoreTx& tx, const SendSubject& subject,
                                                   TimeMs now) const {
-  const auto& exempt = settings_.exempt_numbers;
-  if (std::find(exempt.begin(), exempt.end(), subject.phone) != exempt.end()) {
-    return std::optional<Refusal>();
-  }
+  if (IsExempt(subject.phone)) return std::optional<Refusal>();
 
   auto scopes = SendScopes(subject);
   for (const auto& [scope, key] : scopes) {

@@ -83,6 +83,10 @@ class Limiter {
   Status RecordFailure(StoreTx& tx, const std::string& user, const std::string& client_ip,
                        TimeMs now) const;
 
+  // True for the exempt numbers: their sends are not counted, so neither are their
+  // approvals (pass "" as the region), or a test number would hide a pumped region.
+  bool IsExempt(const std::string& phone) const;
+
   // A success clears the user's earlier failures and counts towards the region's conversion.
   Status RecordApproval(StoreTx& tx, const std::string& user, const std::string& region,
                         TimeMs now) const;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "integration/parallel.h"
 #include "integration/test_helpers.h"
 
 namespace sidecar::testing {
@@ -15,49 +16,10 @@ namespace {
 
 constexpr int kThreads = 20;
 
-// Releases all waiting threads at once.
-class StartGate {
- public:
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    ++waiting_;
-    arrived_.notify_all();
-    open_cv_.wait(lock, [this] { return open_; });
-  }
-  void OpenWhenAllWait(int count) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    arrived_.wait_for(lock, std::chrono::seconds(10), [&] { return waiting_ >= count; });
-    open_ = true;
-    open_cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable arrived_;
-  std::condition_variable open_cv_;
-  int waiting_ = 0;
-  bool open_ = false;
-};
-
-// Runs `request(i)` on kThreads threads, each with its own connected client, released
-// together; returns the replies in thread order.
+// Runs `request(i)` on kThreads threads, released together (see parallel.h).
 std::vector<HttpReply> InParallel(SidecarProcess& sidecar,
                                   const std::function<HttpReply(httplib::Client&, int)>& request) {
-  std::vector<HttpReply> replies(kThreads);
-  std::vector<std::thread> threads;
-  StartGate gate;
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      httplib::Client client = sidecar.client();
-      client.set_keep_alive(true);
-      Get(client, "/healthz");  // connect before the gate so the requests really overlap
-      gate.Wait();
-      replies[i] = request(client, i);
-    });
-  }
-  gate.OpenWhenAllWait(kThreads);
-  for (std::thread& thread : threads) thread.join();
-  return replies;
+  return sidecar::testing::InParallel(sidecar, kThreads, request);
 }
 
 std::map<std::string, int> CountStatuses(const std::vector<HttpReply>& replies) {
@@ -165,7 +127,8 @@ TEST_CASE("parallel right and wrong codes: never more than one approval") {
 }
 
 TEST_CASE("parallel creates for many users each get their own code") {
-  SidecarProcess sidecar;
+  // Twenty codes to one phone at once: more than phone_sends allows.
+  SidecarProcess sidecar(WithLimits({{"phone_sends", "[]"}}));
   std::vector<HttpReply> replies = InParallel(sidecar, [&](httplib::Client& c, int i) {
     return PostJson(c, "/v1/challenges",
                     {{"user", "user" + std::to_string(i)}, {"phone", kAlicePhone}});
@@ -187,7 +150,8 @@ TEST_CASE("parallel creates for many users each get their own code") {
 }
 
 TEST_CASE("parallel creates for one user leave exactly one pending challenge") {
-  SidecarProcess sidecar;
+  // Twenty codes to one user and phone at once: more than user_sends and phone_sends allow.
+  SidecarProcess sidecar(WithLimits({{"user_sends", "[]"}, {"phone_sends", "[]"}}));
   std::vector<HttpReply> replies = InParallel(sidecar, [&](httplib::Client& c, int) {
     return PostJson(c, "/v1/challenges", {{"user", "alice"}, {"phone", kAlicePhone}});
   });

@@ -97,12 +97,13 @@ TEST_CASE("create, deliver by SMS, verify by id, then the code is used") {
 }
 
 TEST_CASE("POST /v1/verify approves the user's latest challenge") {
-  SidecarProcess sidecar;
+  // A UK mobile, so the regions served must include GB.
+  SidecarProcess sidecar(WithConfig("[phone]\nallowed_regions = [\"US\", \"GB\"]\n"));
   httplib::Client client = sidecar.client();
 
-  std::string id = CreateChallenge(client, "bob", "+447700900123");
+  std::string id = CreateChallenge(client, "bob", kBobUkPhone);
   std::vector<SmsRecord> sms = sidecar.WaitForSmsCount(id, 1);
-  CHECK(sms[0].to == "+447700900123");
+  CHECK(sms[0].to == kBobUkPhone);
   std::string code = sms[0].code;
 
   HttpReply wrong = VerifyByUser(client, "bob", WrongCode(code));
@@ -201,14 +202,15 @@ TEST_CASE("a second challenge for the same user supersedes the first") {
 }
 
 TEST_CASE("resend sends the same code again and does not reset attempts") {
-  SidecarProcess sidecar;
+  // The shortest cooldown the configuration allows; each resend waits it out by polling.
+  SidecarProcess sidecar(WithLimits({{"resend_cooldown", "\"1s\""}}));
   httplib::Client client = sidecar.client();
   std::string id = CreateChallenge(client, "alice");
   std::string code = sidecar.WaitForSms(id);
 
   CHECK(VerifyById(client, id, WrongCode(code)).integer("attempts_remaining") == 4);
 
-  HttpReply resent = PostRaw(client, ChallengePath(id) + "/resend", "");
+  HttpReply resent = ResendWhenAllowed(client, id);
   INFO("resend: ", resent.describe());
   CHECK(resent.status == 202);
   CHECK(resent.str("challenge_id") == id);
@@ -224,7 +226,8 @@ TEST_CASE("resend sends the same code again and does not reset attempts") {
   CHECK(VerifyById(client, id, WrongCode(code)).integer("attempts_remaining") == 3);
 
   // A resend body may name the client; anything else is refused.
-  HttpReply with_ip = PostJson(client, ChallengePath(id) + "/resend", {{"client_ip", "10.1.2.3"}});
+  HttpReply with_ip = ResendWhenAllowed(client, id, R"({"client_ip":"10.1.2.3"})");
+  INFO("resend with client_ip: ", with_ip.describe());
   CHECK(with_ip.status == 202);
   sidecar.WaitForSmsCount(id, 3);
 

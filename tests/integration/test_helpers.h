@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <ctime>
+#include <map>
 #include <regex>
 #include <string>
 
@@ -15,12 +16,38 @@ namespace sidecar::testing {
 
 inline constexpr const char* kAlicePhone = "+12065550100";
 inline constexpr const char* kAlicePhoneMasked = "+1206*****00";
+// A valid UK mobile (libphonenumber's example number); served only when GB is allowed.
+inline constexpr const char* kBobUkPhone = "+447400123456";
+
+// The [limits] keys that turn every send limit and the pumping guard off, for tests that
+// create many challenges quickly (see SidecarOptions::limits).
+inline std::map<std::string, std::string> NoSendLimits() {
+  return {{"user_sends", "[]"},   {"phone_sends", "[]"},  {"ip_sends", "[]"},
+          {"region_sends", "[]"}, {"global_sends", "[]"}, {"pumping.enabled", "false"}};
+}
 
 // Options for a sidecar with a TOML configuration and extra serve flags.
 inline SidecarOptions WithConfig(std::string toml, std::vector<std::string> extra_args = {}) {
   SidecarOptions options;
   options.config_toml = std::move(toml);
   options.extra_args = std::move(extra_args);
+  return options;
+}
+
+// Options for a sidecar whose abuse limits are all off (see SidecarOptions::limits_off),
+// for tests that are about something else and would trip over them.
+inline SidecarOptions LimitsOff(std::string toml = "", std::vector<std::string> extra_args = {}) {
+  SidecarOptions options = WithConfig(std::move(toml), std::move(extra_args));
+  options.limits_off = true;
+  return options;
+}
+
+// Options for a sidecar with the product's default limits except for `limits` (keys of
+// [limits] with TOML values, see SidecarOptions::limits).
+inline SidecarOptions WithLimits(std::map<std::string, std::string> limits,
+                                 std::string toml = "") {
+  SidecarOptions options = WithConfig(std::move(toml));
+  options.limits = std::move(limits);
   return options;
 }
 
@@ -54,6 +81,39 @@ inline void CheckProblem(const HttpReply& reply, int status, const std::string& 
   CHECK(reply.integer("status") == status);
   CHECK(reply.str("type") == "urn:otp-sidecar:problem:" + code);
   CHECK(!reply.str("title").empty());
+}
+
+// A refusal by a limit: 429 problem+json whose code names the limit, with a Retry-After
+// header of 1..`max_seconds` whole seconds that matches "retry_after" in the body. Returns
+// the Retry-After seconds (0 when it is missing or malformed).
+inline long long CheckRefusal(const HttpReply& reply, const std::string& limit,
+                              long long max_seconds) {
+  CheckProblem(reply, 429, limit);
+  INFO("reply: ", reply.describe());
+  std::string header = reply.header("Retry-After");
+  static const std::regex kSeconds("^[0-9]{1,9}$");
+  CHECK(std::regex_match(header, kSeconds));
+  if (!std::regex_match(header, kSeconds)) return 0;
+  long long seconds = std::stoll(header);
+  CHECK(seconds >= 1);
+  CHECK(seconds <= max_seconds);
+  CHECK(reply.integer("retry_after") == seconds);
+  return seconds;
+}
+
+// POST /v1/challenges/{id}/resend with `body`, repeated while it is refused by the resend
+// cooldown (the smallest configurable cooldown is one second) until `timeout`; returns the
+// last reply.
+inline HttpReply ResendWhenAllowed(httplib::Client& client, const std::string& id,
+                                   const std::string& body = "", Millis timeout = Millis(5000)) {
+  HttpReply reply;
+  PollUntil(
+      [&] {
+        reply = PostRaw(client, "/v1/challenges/" + id + "/resend", body);
+        return !(reply.status == 429 && reply.str("code") == "resend_cooldown");
+      },
+      timeout, Millis(50));
+  return reply;
 }
 
 // POST /v1/challenges for `user`; REQUIREs a 202 and returns the challenge id.

@@ -177,9 +177,54 @@ ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::str
   return result;
 }
 
+std::string RateRules(const std::vector<std::string>& rules) {
+  std::string text = "[";
+  for (const std::string& rule : rules) {
+    if (text.size() > 1) text += ", ";
+    text += "\"" + rule + "\"";
+  }
+  return text + "]";
+}
+
+std::string LimitsToml(const SidecarOptions& options) {
+  std::map<std::string, std::string> values;
+  if (options.limits_off) {
+    values = {
+        {"resend_cooldown", "\"1s\""},  {"user_sends", "[]"},    {"phone_sends", "[]"},
+        {"ip_sends", "[]"},              {"region_sends", "[]"},  {"global_sends", "[]"},
+        {"user_failures", "[]"},         {"ip_failures", "[]"},   {"pumping.enabled", "false"},
+    };
+  }
+  for (const auto& [key, value] : options.limits) values[key] = value;
+  if (values.empty()) return "";
+
+  static const std::string kPumping = "pumping.";
+  std::string limits;
+  std::string pumping;
+  for (const auto& [key, value] : values) {
+    if (key.compare(0, kPumping.size(), kPumping) == 0) {
+      pumping += key.substr(kPumping.size()) + " = " + value + "\n";
+    } else {
+      limits += key + " = " + value + "\n";
+    }
+  }
+  std::string text = "\n[limits]\n" + limits;
+  if (!pumping.empty()) text += "\n[limits.pumping]\n" + pumping;
+  return text;
+}
+
 SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(options)) {
   if (dir_.path().empty()) throw std::runtime_error("cannot make a temporary folder");
-  if (!options_.config_toml.empty()) WriteFileBytes(config_path(), options_.config_toml);
+  std::string limits = LimitsToml(options_);
+  if (!limits.empty() && options_.config_toml.find("[limits") != std::string::npos) {
+    throw std::invalid_argument(
+        "SidecarOptions: config_toml has its own [limits] table; set limits there or in "
+        "SidecarOptions::limits, not both");
+  }
+  config_text_ = options_.config_toml;
+  if (!config_text_.empty() && !limits.empty() && config_text_.back() != '\n') config_text_ += '\n';
+  config_text_ += limits;
+  if (!config_text_.empty()) WriteFileBytes(config_path(), config_text_);
   Start();
 }
 
@@ -195,7 +240,7 @@ std::vector<std::string> SidecarProcess::Arguments() const {
   std::vector<std::string> args = {"serve",          "--listen",     options_.listen,
                                    "--database",     database_path(), "--sms-provider",
                                    "file",           "--sms-file",   sms_path()};
-  if (!options_.config_toml.empty()) {
+  if (!config_text_.empty()) {
     args.push_back("--config");
     args.push_back(config_path());
   }

@@ -8,7 +8,9 @@
 //   otp-sidecar serve --listen 127.0.0.1:0 --database DIR/otp.db --sms-provider file
 //                     --sms-file DIR/sms.jsonl [--config DIR/config.toml] [extra flags]
 //
-// with stdout and stderr appended to DIR/stdout.log and DIR/stderr.log. It waits (with a
+// with stdout and stderr appended to DIR/stdout.log and DIR/stderr.log. The abuse limits
+// (the [limits] table) can be relaxed per test with SidecarOptions::limits_off and
+// SidecarOptions::limits instead of writing TOML by hand. It waits (with a
 // deadline, by polling) for the "msg=listening address=127.0.0.1:PORT" line and then for
 // GET /healthz to answer 200. The process is always killed in the destructor, and it is
 // also killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
@@ -17,6 +19,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,7 +68,27 @@ struct SidecarOptions {
   std::string config_toml;              // written to DIR/config.toml and passed when not empty
   std::vector<std::string> extra_args;  // appended after the default serve flags
   std::string listen = "127.0.0.1:0";
+
+  // Start from every abuse limit off: resend_cooldown = "1s" (the smallest allowed), every
+  // send and failure rule list empty, and the pumping guard disabled. Phone validation and
+  // the per-challenge max_attempts are not limits and stay as configured.
+  bool limits_off = false;
+  // Keys of [limits] (or of [limits.pumping] when written "pumping.KEY") with their TOML
+  // values, applied over the product defaults (or over limits_off):
+  //   {{"phone_sends", R"(["3/15m"])"}, {"resend_cooldown", R"("1s")"},
+  //    {"pumping.floor", "3"}}
+  // The harness appends them as [limits] tables after config_toml, which must then not
+  // have [limits] tables of its own.
+  std::map<std::string, std::string> limits;
 };
+
+// The TOML value of a rule list: RateRules({"3/15m", "10/1d"}) is ["3/15m", "10/1d"], and
+// RateRules({}) is [] (the limit is off).
+std::string RateRules(const std::vector<std::string>& rules);
+
+// The [limits] and [limits.pumping] tables SidecarProcess appends for `options` ("" when
+// it appends none).
+std::string LimitsToml(const SidecarOptions& options);
 
 class SidecarProcess {
  public:
@@ -88,6 +111,8 @@ class SidecarProcess {
   std::string database_path() const { return dir_.File("otp.db"); }
   std::string sms_path() const { return dir_.File("sms.jsonl"); }
   std::string config_path() const { return dir_.File("config.toml"); }
+  // The configuration written to config_path() ("" when the sidecar runs without one).
+  const std::string& config_text() const { return config_text_; }
 
   // Sends SIGTERM and waits up to `timeout`; returns the exit status (128 + signal when it
   // died of a signal, -1 when it had to be killed at the deadline). 0 for a clean stop.
@@ -129,6 +154,7 @@ class SidecarProcess {
   std::vector<std::string> Arguments() const;
 
   SidecarOptions options_;
+  std::string config_text_;  // config_toml with the limits tables appended
   TempDir dir_;
   pid_t pid_ = -1;
   int port_ = 0;
