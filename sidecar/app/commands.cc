@@ -14,11 +14,14 @@
 #include "codes/random.h"
 #include "common/log.h"
 #include "config/key_file.h"
+#include "config/secrets.h"
 #include "delivery/encoding.h"
 #include "delivery/delivery_worker.h"
 #include "http/server.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
+#include "providers/twilio_provider.h"
+#include "providers/webhook_provider.h"
 #include "store/migrations.h"
 #include "store/sqlite_store.h"
 
@@ -59,11 +62,34 @@ int Fail(const std::string& what, const Error& error) {
   return 1;
 }
 
+Result<std::unique_ptr<SmsProvider>> MakeTwilio(const Config& config) {
+  const TwilioConfig& twilio = config.twilio;
+  Result<std::string> token = ReadSecret(twilio.auth_token_file, twilio.auth_token_env);
+  if (!token.ok()) return token.error().WithContext("sms.twilio auth token");
+
+  TwilioSettings settings{twilio.account_sid,     twilio.api_key_sid,
+                          *token,                 twilio.from,
+                          twilio.messaging_service_sid, twilio.status_callback,
+                          twilio.base_url,        twilio.ca_file,
+                          config.delivery_connect_timeout_ms, config.delivery_request_timeout_ms};
+  return std::unique_ptr<SmsProvider>(std::make_unique<TwilioProvider>(std::move(settings)));
+}
+
+Result<std::unique_ptr<SmsProvider>> MakeWebhook(const Config& config, const Clock& clock) {
+  const WebhookConfig& webhook = config.webhook;
+  Result<std::string> secret = ReadSecret(webhook.secret_file, webhook.secret_env);
+  if (!secret.ok()) return secret.error().WithContext("sms.webhook secret");
+
+  WebhookSettings settings{webhook.url, *secret, webhook.ca_file,
+                           config.delivery_connect_timeout_ms, config.delivery_request_timeout_ms};
+  return std::unique_ptr<SmsProvider>(
+      std::make_unique<WebhookProvider>(std::move(settings), clock));
+}
+
 Result<std::unique_ptr<SmsProvider>> MakeProvider(const std::string& name, const Config& config,
                                                   const Clock& clock) {
-  if (name == "twilio" || name == "webhook") {
-    return MakeError("provider_unavailable", name + " is not built into this otp-sidecar yet");
-  }
+  if (name == "twilio") return MakeTwilio(config);
+  if (name == "webhook") return MakeWebhook(config, clock);
   if (name == "file") {
     return std::unique_ptr<SmsProvider>(std::make_unique<FileProvider>(config.sms_file_path, clock));
   }
