@@ -1,5 +1,7 @@
 #include "config/sms_config.h"
 
+#include <unistd.h>
+
 #include <set>
 
 #include "delivery/message.h"
@@ -82,6 +84,13 @@ bool IsSid(const std::string& sid, const char* prefix) {
   return true;
 }
 
+// A CA file that cannot be read would make every send fail the same way; it is cheaper to
+// say so at start than to retry until the codes expire.
+void CheckCaFile(const std::string& key, const std::string& path, Problems& problems) {
+  if (path.empty()) return;
+  if (::access(path.c_str(), R_OK) != 0) problems.AddFor(key, path + " cannot be read");
+}
+
 bool IsHttpUrl(const std::string& url) {
   return url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0;
 }
@@ -116,6 +125,7 @@ void CheckTwilio(const TwilioConfig& twilio, Problems& problems) {
   if (!twilio.status_callback.empty() && !IsHttpUrl(twilio.status_callback)) {
     problems.AddFor("sms.twilio.status_callback", "must be an https:// (or http://) URL");
   }
+  CheckCaFile("sms.twilio.ca_file", twilio.ca_file, problems);
 }
 
 void CheckWebhook(const WebhookConfig& webhook, Problems& problems) {
@@ -124,6 +134,7 @@ void CheckWebhook(const WebhookConfig& webhook, Problems& problems) {
   }
   CheckSecretSource("sms.webhook", "secret_file", webhook.secret_file, "secret_env",
                     webhook.secret_env, problems);
+  CheckCaFile("sms.webhook.ca_file", webhook.ca_file, problems);
 }
 
 }  // namespace

@@ -42,20 +42,40 @@ DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& 
 
 DeliveryWorker::~DeliveryWorker() { Stop(); }
 
-Status DeliveryWorker::Start() {
+Status DeliveryWorker::RecoverInterrupted() {
   TimeMs now = clock_.Now();
   int requeued = 0;
-  Status ok = store_.Transact([&](StoreTx& tx) -> Status {
-    Result<int> n = tx.RequeueSending(now);
-    if (!n.ok()) return n.error();
-    requeued = *n;
+  int unknown = 0;
+
+  Status recovered = store_.Transact([&](StoreTx& tx) -> Status {
+    Result<std::vector<Delivery>> sending = tx.FindSendingDeliveries();
+    if (!sending.ok()) return sending.error();
+    for (Delivery& d : *sending) {
+      SmsProvider* provider = ProviderNamed(d.provider);
+      bool repeat = settings_.resend_on_unknown || provider == nullptr ||
+                    provider->repeats_are_harmless();
+      d.state = repeat ? DeliveryState::kQueued : DeliveryState::kUnknown;
+      d.error = repeat ? "" : "interrupted by a restart while the provider had it";
+      d.next_attempt_at = now;
+      d.updated_at = now;
+      ++(repeat ? requeued : unknown);
+      Status updated = tx.UpdateDelivery(d);
+      if (!updated.ok()) return updated;
+    }
     return OkStatus();
   });
-  if (!ok.ok()) return ok;
-  if (requeued > 0) {
-    Log(LogLevel::kWarn, "delivery", "requeued deliveries interrupted by a restart",
-        {{"count", std::to_string(requeued)}});
+  if (!recovered.ok()) return recovered;
+
+  if (requeued + unknown > 0) {
+    Log(LogLevel::kWarn, "delivery", "deliveries interrupted by a restart",
+        {{"requeued", std::to_string(requeued)}, {"unknown", std::to_string(unknown)}});
   }
+  return OkStatus();
+}
+
+Status DeliveryWorker::Start() {
+  Status recovered = RecoverInterrupted();
+  if (!recovered.ok()) return recovered;
 
   heartbeat_.store(clock_.Now());
   for (int i = 0; i < std::max(1, settings_.workers); ++i) {

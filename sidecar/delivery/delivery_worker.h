@@ -11,7 +11,8 @@
 // next provider; a permanent failure of the message (a bad number) -> "failed"; unknown
 // (the provider may have sent it) -> "unknown", never sent again unless resend_on_unknown.
 // Retries stop when the challenge ends or expires. A delivery found in "sending" at
-// start-up was interrupted by a crash and is sent again.
+// start-up was interrupted by a crash: it is sent again when its provider says repeats are
+// harmless (console, file) or resend_on_unknown is set, else it is "unknown".
 //
 // A small pool of threads sends; each provider has at most max_in_flight sends at once,
 // so a provider that stalls ties up only its own share and others keep delivering.
@@ -52,7 +53,7 @@ class DeliveryWorker {
                  std::vector<std::unique_ptr<SmsProvider>> providers, DeliverySettings settings);
   ~DeliveryWorker();
 
-  // Requeues deliveries interrupted by a crash, then starts the worker threads.
+  // Recovers deliveries interrupted by a crash, then starts the worker threads.
   Status Start();
 
   // Finishes the delivery in progress, then stops. Idempotent.
@@ -74,6 +75,7 @@ class DeliveryWorker {
  private:
   void Run();
   bool DeliverOne();
+  Status RecoverInterrupted();
   std::optional<DeliveryJob> Claim(TimeMs now);
   void Release(const std::string& provider);
   // `provider_at_fault` is false when the message could not even be made (the sealed code

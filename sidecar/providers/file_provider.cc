@@ -19,7 +19,8 @@ SendOutcome FileProvider::Send(const SmsMessage& message) {
                          {"body", message.body},
                          {"challenge_id", message.challenge_id},
                          {"sent_at", FormatRfc3339Millis(clock_.Now())}};
-  std::string text = line.dump() + "\n";
+  // Replacing invalid UTF-8 instead of throwing: Send must not throw.
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
   // Opened per message so that an operator can rotate or delete the file at any time.
   int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

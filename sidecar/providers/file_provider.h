@@ -17,6 +17,7 @@ class FileProvider final : public SmsProvider {
 
   const std::string& name() const override { return name_; }
   SendOutcome Send(const SmsMessage& message) override;
+  bool repeats_are_harmless() const override { return true; }
 
  private:
   std::string name_ = "file";

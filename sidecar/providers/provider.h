@@ -52,6 +52,10 @@ class SmsProvider {
   // Sends one message. May block on I/O; called only from the delivery worker, never from
   // a request thread. Must not throw.
   virtual SendOutcome Send(const SmsMessage& message) = 0;
+
+  // True when sending one message twice costs nothing (a local file or the console): a send
+  // interrupted by a crash is then simply repeated instead of being left "unknown".
+  virtual bool repeats_are_harmless() const { return false; }
 };
 
 }  // namespace sidecar

@@ -19,8 +19,24 @@
 //   certificate that does not verify            -> permanent, provider_failure = true
 //   no answer after the request was written
 //   (read timeout, connection closed)           -> unknown: it may have been sent
+//   2xx without a "sid"                         -> unknown
+//   1xx or 3xx (redirects are not followed)     -> permanent, provider_failure = true
+//   unusable base_url or account_sid            -> permanent, provider_failure = true,
+//                                                  without any request
 //
-// The auth token never appears in a reason, a log line or an exception message.
+// A connection the server closes without answering is a retry when the close arrives
+// before the whole request was written, and unknown after; a server that accepts and closes
+// at once is usually unknown, since a request this small is written before the close
+// arrives. Each Send opens its own connection (no keep-alive), so a stale pooled connection
+// can never be mistaken for a lost answer. The timeouts bound each wait for the server
+// (connecting, each write, each read), not the exchange as a whole.
+//
+// Reasons are one line of at most 200 bytes: the Twilio code and message, or what failed.
+// The auth token never appears in a reason, a log line or an exception message; should an
+// answer quote the token, the message text, its code or the recipient, they are redacted.
+//
+// Thread-safe: Send may run on several delivery threads at once. Never throws.
+// REQUIRES: SIGPIPE is ignored (OpenSSL writes to a closed connection without MSG_NOSIGNAL).
 
 #include <cstdint>
 #include <string>
@@ -37,7 +53,7 @@ struct TwilioSettings {
   std::string messaging_service_sid;  // "MG..."
   std::string status_callback;        // optional URL
   std::string base_url = "https://api.twilio.com";
-  std::string ca_file;                // empty: the system CA store
+  std::string ca_file;  // empty: the system CA store
   std::int64_t connect_timeout_ms = 3000;
   std::int64_t request_timeout_ms = 10'000;
 };

@@ -7,10 +7,25 @@
 //   X-OTP-Sidecar-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>
 //   {"to": "+12065550100", "body": "...", "challenge_id": "ch_...", "sent_at": "...Z"}
 //
+// The timestamp is the clock's time at Send, in whole seconds, and sent_at the same time in
+// RFC 3339 UTC with milliseconds. A receiver recomputes the HMAC over the raw body it got,
+// compares in constant time and refuses timestamps too far from its own clock.
+//
 // Any 2xx is sent (message_id from a JSON "id" in the answer, if any); 429 is a retry
 // after Retry-After; 401 and 403 are permanent provider failures; other 4xx permanent;
 // 5xx and connection failures retry; no answer after the request was written is unknown.
-// The secret never appears in a reason or a log line.
+// In detail, as for Twilio (see twilio_provider.h): Retry-After is whole seconds, capped at
+// one hour; a certificate that does not verify is a permanent provider failure before
+// anything is sent; a closed connection is a retry before the request was written and
+// unknown after; 1xx and 3xx (redirects are not followed) and an unusable url are permanent
+// provider failures. Each Send opens its own connection; the timeouts bound each wait.
+//
+// Reasons are one line of at most 200 bytes: the status and the answer's JSON "error" or
+// "message", if any. The secret never appears in a reason or a log line; should an answer
+// quote the secret, the message text, its code or the recipient, they are redacted.
+//
+// Thread-safe: Send may run on several delivery threads at once. Never throws.
+// REQUIRES: SIGPIPE is ignored (OpenSSL writes to a closed connection without MSG_NOSIGNAL).
 
 #include <cstdint>
 #include <string>
@@ -21,8 +36,8 @@
 namespace sidecar {
 
 struct WebhookSettings {
-  std::string url;     // http:// or https://
-  std::string secret;  // already read from its file
+  std::string url;      // http:// or https://
+  std::string secret;   // already read from its file
   std::string ca_file;  // for https; empty: the system CA store
   std::int64_t connect_timeout_ms = 3000;
   std::int64_t request_timeout_ms = 10'000;

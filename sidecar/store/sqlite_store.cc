@@ -371,15 +371,18 @@ class SqliteStore::Tx final : public StoreTx {
     return std::optional<TimeMs>((*s)->Int(0));
   }
 
-  Result<int> RequeueSending(TimeMs now) override {
-    auto s = Prepare(
-        "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, updated_at = ?1 "
-        "WHERE state = 'sending'");
+  Result<std::vector<Delivery>> FindSendingDeliveries() override {
+    auto s = Prepare(Sql("SELECT ", kDeliveryColumns,
+                         " FROM deliveries WHERE state = 'sending' ORDER BY id"));
     if (!s.ok()) return s.error();
-    (*s)->Bind(1, now);
-    Status ran = (*s)->Run("requeueing interrupted deliveries");
-    if (!ran.ok()) return ran.error();
-    return sqlite3_changes(db_);
+    std::vector<Delivery> out;
+    while (true) {
+      Result<bool> row = (*s)->Step("reading interrupted deliveries");
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      out.push_back(ReadDelivery(**s, 0));
+    }
+    return out;
   }
 
   Status AppendAudit(const AuditEvent& e) override {

@@ -61,8 +61,8 @@ class StoreTx {
   // When the next queued delivery of a pending challenge falls due, if any.
   virtual Result<std::optional<TimeMs>> NextDeliveryDue() = 0;
 
-  // Puts deliveries left in "sending" by a crash back in the queue. Returns how many.
-  virtual Result<int> RequeueSending(TimeMs now) = 0;
+  // Deliveries left in "sending" (by a crash), oldest first.
+  virtual Result<std::vector<Delivery>> FindSendingDeliveries() = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
 

@@ -123,7 +123,7 @@ TEST_CASE("deliveries left queued or sending by a crash are sent after the resta
   CHECK(alice_sms.back().code == alice_code);
   CHECK(bob_sms.back().code == bob_code);
   CHECK(bob_sms.back().to == kBobUkPhone);
-  CHECK(sidecar.stderr_text().find("requeued deliveries interrupted by a restart") !=
+  CHECK(sidecar.stderr_text().find("msg=\"deliveries interrupted by a restart\" requeued=1") !=
         std::string::npos);
 
   httplib::Client again = sidecar.client();

@@ -9,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,18 +34,32 @@ class FakeClock final : public Clock {
 };
 
 // Returns scripted values for Uniform (each taken modulo the bound), then falls back to a
-// deterministic counter; Fill writes a deterministic byte pattern.
+// deterministic sequence: a counter through a mixing function, so that challenge ids drawn
+// from it do not repeat (a bare counter taken modulo 32 would repeat an id within a few
+// dozen creates). Fill writes a deterministic byte pattern.
 class FakeRandom final : public RandomSource {
  public:
   void Script(std::vector<std::uint32_t> values) {
     std::lock_guard<std::mutex> lock(mutex_);
     scripted_.assign(values.begin(), values.end());
   }
+  // Scripts the values of the calls with exactly `upper_bound`, whatever comes between
+  // them (a 6-digit code is drawn with 1'000'000, a challenge id's letters with 32). These
+  // go before the values of Script.
+  void ScriptFor(std::uint32_t upper_bound, std::vector<std::uint32_t> values) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::deque<std::uint32_t>& queue = scripted_for_[upper_bound];
+    queue.assign(values.begin(), values.end());
+  }
   std::uint32_t Uniform(std::uint32_t upper_bound) override {
     std::lock_guard<std::mutex> lock(mutex_);
     bounds_.push_back(upper_bound);
-    std::uint32_t value = counter_++;
-    if (!scripted_.empty()) {
+    std::uint32_t value = Mix(counter_++);
+    if (auto it = scripted_for_.find(upper_bound);
+        it != scripted_for_.end() && !it->second.empty()) {
+      value = it->second.front();
+      it->second.pop_front();
+    } else if (!scripted_.empty()) {
       value = scripted_.front();
       scripted_.pop_front();
     }
@@ -61,9 +76,18 @@ class FakeRandom final : public RandomSource {
   }
 
  private:
+  // The splitmix64 finaliser, top 32 bits: consecutive counters give unrelated values.
+  static std::uint32_t Mix(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return static_cast<std::uint32_t>((x ^ (x >> 31)) >> 32);
+  }
+
   std::mutex mutex_;
   std::vector<std::uint32_t> bounds_;
   std::deque<std::uint32_t> scripted_;
+  std::map<std::uint32_t, std::deque<std::uint32_t>> scripted_for_;
   std::uint32_t counter_ = 0;
   unsigned fill_ = 0;
 };
@@ -73,6 +97,8 @@ class FakeProvider final : public SmsProvider {
  public:
   explicit FakeProvider(std::string name = "fake") : name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
+  bool repeats_are_harmless() const override { return repeats_are_harmless_; }
+  void set_repeats_are_harmless(bool harmless) { repeats_are_harmless_ = harmless; }
   SendOutcome Send(const SmsMessage& message) override {
     std::function<void(const SmsMessage&)> hook;
     {
@@ -104,6 +130,7 @@ class FakeProvider final : public SmsProvider {
 
  private:
   std::string name_;
+  std::atomic<bool> repeats_are_harmless_{false};
   std::mutex mutex_;
   std::function<void(const SmsMessage&)> on_send_;
   std::deque<SendOutcome> outcomes_;

@@ -8,23 +8,11 @@
 
 #include "challenges/challenge_service.h"
 #include "common/time_format.h"
-#include "store/sqlite_store.h"
-#include "support/fakes.h"
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;
+using namespace sidecar::testing;
 using nlohmann::json;
-using sidecar::testing::AuditOf;
-using sidecar::testing::CaptureStderr;
-using sidecar::testing::FailingStore;
-using sidecar::testing::FakeClock;
-using sidecar::testing::FakeRandom;
-using sidecar::testing::InitSodium;
-using sidecar::testing::LoadChallenge;
-using sidecar::testing::OpenStore;
-using sidecar::testing::SqlReader;
-using sidecar::testing::TempDir;
-using sidecar::testing::TestMasterKey;
 
 namespace {
 
@@ -56,8 +44,11 @@ void CheckProblem(const HttpResponse& response, int status, const std::string& c
   if (!field.empty()) CHECK(body["field"] == field);
 }
 
-// An Api over a real ChallengeService and SqliteStore, with a fake clock and randomness.
-struct Harness {
+// An Api over the shared service fixture, with US numbers allowed (the default PhoneSettings).
+struct Harness : ServiceFixture {
+  explicit Harness(LimitSettings limits = NoLimits())
+      : ServiceFixture(TestChallengeSettings(), std::move(limits)) {}
+
   HttpResponse Call(const std::string& method, const std::string& path,
                     const std::string& body = "",
                     const std::string& content_type = "application/json") {
@@ -70,25 +61,12 @@ struct Harness {
     return JsonOf(response)["challenge_id"].get<std::string>();
   }
 
-  std::string CodeOf(const std::string& id) {
-    Challenge c = LoadChallenge(*store, id);
-    REQUIRE(c.sealed_code.has_value());
-    return *UnsealCode(keys, *c.sealed_code);
-  }
-
   HttpResponse VerifyById(const std::string& id, const std::string& code_json) {
     return Call("POST", "/v1/challenges/" + id + "/verify", "{\"code\": " + code_json + "}");
   }
 
-  bool sodium_ready = (InitSodium(), true);
-  TempDir dir;
-  std::string path = dir.File("otp.db");
-  std::unique_ptr<SqliteStore> store = OpenStore(path);
-  CodeKeys keys{TestMasterKey()};
-  FakeClock clock;
-  FakeRandom random;
-  ChallengeService service{*store, keys, clock, random, ChallengeSettings{}, [] {}};
-  Api api{service, clock};
+  PhoneValidator phones{PhoneSettings{}};
+  Api api{service, phones, clock};
 };
 
 std::string Quoted(const std::string& text) {
@@ -197,7 +175,36 @@ TEST_SUITE("api") {
     Challenge c = LoadChallenge(*h.store, id);
     CHECK(c.user == "bob");
     CHECK(c.phone == "+12065550100");
+    CHECK(c.region == "US");
     CHECK(c.client_ip == "::ffff:192.0.2.1");
+  }
+
+  TEST_CASE("POST /v1/challenges gives every way of writing one number the same phone") {
+    Harness h;
+    for (const char* phone : {"+1 206 555 0100", "+1-206-555-0100", "(206) 555-0100",
+                              "+12065550100 "}) {
+      CAPTURE(phone);
+      std::string id = h.Create(std::string(R"({"user": "alice", "phone": ")") + phone + "\"}");
+      CHECK(LoadChallenge(*h.store, id).phone == "+12065550100");
+    }
+  }
+
+  TEST_CASE("invalid and premium-rate phones are 400 invalid_phone, other regions 403") {
+    Harness h;
+    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"",
+                              "\"+1 900 555 0100\""}) {
+      CAPTURE(phone);
+      CheckProblem(h.Call("POST", "/v1/challenges",
+                          std::string(R"({"user": "alice", "phone": )") + phone + "}"),
+                   400, "invalid_phone", "phone");
+    }
+    HttpResponse french = h.Call("POST", "/v1/challenges",
+                                 R"({"user": "alice", "phone": "+33 6 12 34 56 78"})");
+    CheckProblem(french, 403, "region_not_allowed", "phone");
+    CHECK(HeaderOf(french, "Retry-After").empty());
+
+    SqlReader reader(h.path);
+    CHECK(reader.Int("SELECT COUNT(*) FROM challenges") == 0);
   }
 
   TEST_CASE("a bad create body is a 4xx problem naming the field") {
@@ -337,9 +344,9 @@ TEST_SUITE("api") {
     CHECK(JsonOf(h.VerifyById(id, Quoted(code)))["status"] == "used");
   }
 
-  TEST_CASE("a wrong code is denied with attempts_remaining; a numeric code is a wrong code") {
+  TEST_CASE("a wrong code is denied with attempts_remaining, and so is a numeric code") {
     Harness h;
-    h.random.Script({123456});  // no leading zero, so the code is also a valid JSON number
+    h.random.ScriptFor(1'000'000, {123456});  // no leading zero, so the code is also a valid JSON number
     std::string id = h.Create();
     std::string code = h.CodeOf(id);
     REQUIRE(code == "123456");
@@ -420,14 +427,118 @@ TEST_SUITE("api") {
                  "unknown_field", "x");
   }
 
-  TEST_CASE("storage failures are 503 with a generic detail; the message goes to the log") {
+  TEST_CASE("a create refused by a send limit is 429 with Retry-After and retry_after") {
+    LimitSettings limits = NoLimits();
+    limits.phone_sends = {{1, 60'000}};
+    Harness h(limits);
+    h.Create();
+    h.clock.Advance(1500);  // the first send leaves the window in 58.5 s
+
+    HttpResponse refused = h.Call(
+        "POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})");
+
+    CheckProblem(refused, 429, "phone_sends");
+    CHECK(HeaderOf(refused, "Retry-After") == "59");  // seconds, rounded up
+    CHECK(JsonOf(refused)["retry_after"] == 59);
+    CHECK(JsonOf(refused)["instance"] == "/v1/challenges");
+
+    h.clock.Advance(58'500);
+    CHECK(h.Call("POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})")
+              .status == 202);
+  }
+
+  TEST_CASE("a resend within the cooldown is 429 resend_cooldown with Retry-After") {
+    LimitSettings limits = NoLimits();
+    limits.resend_cooldown_ms = 30'000;
+    Harness h(limits);
+    std::string id = h.Create();
+    h.MarkSent(id);
+    h.clock.Advance(10'000);
+
+    HttpResponse refused = h.Call("POST", "/v1/challenges/" + id + "/resend");
+
+    CheckProblem(refused, 429, "resend_cooldown");
+    CHECK(HeaderOf(refused, "Retry-After") == "20");
+    CHECK(JsonOf(refused)["retry_after"] == 20);
+    h.clock.Advance(20'000);
+    CHECK(h.Call("POST", "/v1/challenges/" + id + "/resend").status == 202);
+  }
+
+  TEST_CASE("a verify locked by the user's failure budget is 200 locked with Retry-After") {
+    LimitSettings limits = NoLimits();
+    limits.user_failures = {{2, 3'600'000}};
+    Harness h(limits);
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+    h.clock.Advance(1000);
+    CHECK(JsonOf(h.VerifyById(id, Quoted(WrongCode(code))))["status"] == "denied");
+    h.clock.Advance(1000);
+    CHECK(JsonOf(h.VerifyById(id, Quoted(WrongCode(code))))["status"] == "denied");
+    h.clock.Advance(1000);
+
+    HttpResponse locked = h.VerifyById(id, Quoted(code));  // the right code
+
+    CHECK(locked.status == 200);
+    CHECK(locked.content_type == "application/json");
+    json body = JsonOf(locked);
+    CHECK(body["status"] == "locked");
+    CHECK(body["reason"] == "user_failures");
+    CHECK(body["challenge_id"] == id);
+    CHECK(body["retry_after"] == 3598);  // the first failure leaves the hour in 3598 s
+    CHECK(HeaderOf(locked, "Retry-After") == "3598");
+    CHECK_FALSE(body.contains("attempts_remaining"));
+
+    // By user, the same answer.
+    HttpResponse by_user =
+        h.Call("POST", "/v1/verify", R"({"user": "alice", "code": ")" + code + "\"}");
+    CHECK(by_user.status == 200);
+    CHECK(JsonOf(by_user)["status"] == "locked");
+    CHECK(JsonOf(by_user)["reason"] == "user_failures");
+    CHECK(HeaderOf(by_user, "Retry-After") == "3598");
+  }
+
+  TEST_CASE("a verify refused by the address's failure budget is 429 ip_failures") {
+    LimitSettings limits = NoLimits();
+    limits.ip_failures = {{1, 60'000}};
+    Harness h(limits);
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+    std::string from_ip = R"(, "client_ip": "198.51.100.4"})";
+    h.Call("POST", "/v1/challenges/" + id + "/verify",
+           "{\"code\": " + Quoted(WrongCode(code)) + from_ip);
+
+    HttpResponse refused =
+        h.Call("POST", "/v1/challenges/" + id + "/verify", "{\"code\": " + Quoted(code) + from_ip);
+
+    CheckProblem(refused, 429, "ip_failures");
+    CHECK(HeaderOf(refused, "Retry-After") == "60");
+    CHECK(JsonOf(refused)["retry_after"] == 60);
+    CHECK(JsonOf(h.VerifyById(id, Quoted(code)))["status"] == "approved");  // no address
+  }
+
+  TEST_CASE("problems that are not limit refusals carry no Retry-After") {
+    Harness h;
+    HttpResponse missing = h.Call("GET", "/v1/challenges/" + kUnknownId);
+    CheckProblem(missing, 404, "challenge_not_found");
+    CHECK(HeaderOf(missing, "Retry-After").empty());
+    CHECK_FALSE(JsonOf(missing).contains("retry_after"));
+
+    std::string id = h.Create();
+    HttpResponse denied = h.VerifyById(id, Quoted(WrongCode(h.CodeOf(id))));
+    CHECK(HeaderOf(denied, "Retry-After").empty());
+    CHECK_FALSE(JsonOf(denied).contains("retry_after"));
+  }
+
+  TEST_CASE("storage failures are 503 with a generic detail, the message goes to the log") {
     InitSodium();
     FailingStore store(MakeError("storage_unavailable", "disk I/O error in /srv/secret/otp.db"));
     CodeKeys keys(TestMasterKey());
     FakeClock clock;
     FakeRandom random;
-    ChallengeService service(store, keys, clock, random, ChallengeSettings{}, [] {});
-    Api api(service, clock);
+    Limiter limiter(NoLimits());
+    ChallengeService service(store, keys, clock, random, limiter, ChallengeSettings{}, [] {});
+    PhoneValidator phones(PhoneSettings{});
+    Api api(service, phones, clock);
     HttpResponse response;
 
     std::string log = CaptureStderr([&] {

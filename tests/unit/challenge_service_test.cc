@@ -3,66 +3,27 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "codes/codes.h"
-#include "store/sqlite_store.h"
-#include "support/fakes.h"
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;
-using sidecar::testing::AuditOf;
-using sidecar::testing::AuditRow;
-using sidecar::testing::AuditTrail;
-using sidecar::testing::FailingStore;
-using sidecar::testing::FakeClock;
-using sidecar::testing::FakeRandom;
-using sidecar::testing::FindChallenge;
-using sidecar::testing::InitSodium;
-using sidecar::testing::LatestDelivery;
-using sidecar::testing::LoadChallenge;
-using sidecar::testing::MustTransact;
-using sidecar::testing::OpenStore;
-using sidecar::testing::SqlReader;
-using sidecar::testing::TempDir;
-using sidecar::testing::TestMasterKey;
+using namespace sidecar::testing;
 
 namespace {
 
-constexpr const char* kPhone = "+12065550100";
+constexpr const char* kPhone = kTestPhone;
 constexpr const char* kIp = "192.0.2.10";
 
-ChallengeSettings Settings(int max_attempts = 5) {
-  ChallengeSettings settings;
-  settings.code_length = 6;
-  settings.ttl_ms = 300'000;
-  settings.max_attempts = max_attempts;
-  settings.first_provider = "console";
-  return settings;
-}
+ChallengeSettings Settings(int max_attempts = 5) { return TestChallengeSettings(max_attempts); }
 
-// A ChallengeService on a real SqliteStore in a temporary folder, with a fake clock and
-// fake randomness.
-struct Harness {
-  explicit Harness(ChallengeSettings settings = Settings())
-      : service(*store, keys, clock, random, settings, [this] { wakes.fetch_add(1); }) {}
+// The shared service fixture with no limits, and the calls these tests make most.
+struct Harness : ServiceFixture {
+  explicit Harness(ChallengeSettings settings = Settings()) : ServiceFixture(std::move(settings)) {}
 
   CreatedChallenge Create(const std::string& user = "alice") {
-    Result<CreatedChallenge> created = service.Create({user, kPhone, "en", kIp});
-    REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
-    return *created;
-  }
-
-  // The code that was sealed for delivery, as the user would receive it.
-  std::string CodeOf(const std::string& id) {
-    Challenge c = LoadChallenge(*store, id);
-    REQUIRE(c.sealed_code.has_value());
-    Result<std::string> code = UnsealCode(keys, *c.sealed_code);
-    REQUIRE(code.ok());
-    return *code;
+    return MustCreate(UsRequest(user, kIp, "en"));
   }
 
   VerifyResult Verify(const std::string& id, const std::string& code, bool is_text = true) {
@@ -71,55 +32,7 @@ struct Harness {
     CHECK(result->challenge_id == id);
     return *result;
   }
-
-  std::vector<std::string> Trail(const std::string& id) { return AuditTrail(path, id); }
-
-  bool sodium_ready = (InitSodium(), true);
-  TempDir dir;
-  std::string path = dir.File("otp.db");
-  std::unique_ptr<SqliteStore> store = OpenStore(path);
-  CodeKeys keys{TestMasterKey()};
-  FakeClock clock;
-  FakeRandom random;
-  std::atomic<int> wakes{0};
-  ChallengeService service;
 };
-
-std::string WrongCode(const std::string& right) {
-  std::string wrong = right;
-  wrong.back() = static_cast<char>('0' + (wrong.back() - '0' + 1) % 10);
-  return wrong;
-}
-
-// Runs `count` threads that start together; each returns a Result<T>, which must be ok.
-template <typename T, typename Body>
-std::vector<T> RunTogether(int count, Body body) {
-  std::atomic<bool> go{false};
-  std::atomic<int> ready{0};
-  std::vector<Result<T>> results(static_cast<std::size_t>(count),
-                                 Result<T>(MakeError("not_run", "")));
-  std::vector<std::thread> threads;
-  for (int i = 0; i < count; ++i) {
-    threads.emplace_back([&, i] {
-      ready.fetch_add(1);
-      while (!go.load())
-        std::this_thread::yield();
-      results[static_cast<std::size_t>(i)] = body(i);
-    });
-  }
-  while (ready.load() < count)
-    std::this_thread::yield();
-  go.store(true);
-  for (std::thread& thread : threads)
-    thread.join();
-
-  std::vector<T> out;
-  for (const auto& result : results) {
-    REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().code));
-    out.push_back(*result);
-  }
-  return out;
-}
 
 int CountStatus(const std::vector<VerifyResult>& results, VerifyStatus status) {
   return static_cast<int>(std::count_if(results.begin(), results.end(),
@@ -151,6 +64,7 @@ TEST_SUITE("challenge_service") {
     Challenge c = LoadChallenge(*h.store, created.id);
     CHECK(c.user == "alice");
     CHECK(c.phone == kPhone);
+    CHECK(c.region == "US");
     CHECK(c.locale == "en");
     CHECK(c.client_ip == kIp);
     CHECK(c.status == ChallengeStatus::kPending);
@@ -187,7 +101,7 @@ TEST_SUITE("challenge_service") {
 
   TEST_CASE("the code is the one drawn from the random source, zero-padded") {
     Harness h;
-    h.random.Script({4242});
+    h.random.ScriptFor(1'000'000, {4242});
 
     CreatedChallenge created = h.Create();
 
@@ -434,11 +348,7 @@ TEST_SUITE("challenge_service") {
     Harness h(Settings(3));
     CreatedChallenge created = h.Create();
     std::string code = h.CodeOf(created.id);
-    MustTransact(*h.store, [&](StoreTx& tx) -> Status {
-      Delivery d = **tx.FindLatestDelivery(created.id);
-      d.state = DeliveryState::kSent;
-      return tx.UpdateDelivery(d);
-    });
+    h.MarkSent(created.id);
     CHECK(h.Verify(created.id, WrongCode(code)).status == VerifyStatus::kDenied);
     h.clock.Advance(30'000);
 
@@ -690,10 +600,10 @@ TEST_SUITE("challenge_service") {
     // Real randomness: FakeRandom's counter, shared by threads drawing at once, could hand
     // two challenges the same id.
     SodiumRandom random;
-    ChallengeService service(*h.store, h.keys, h.clock, random, Settings(), [] {});
+    ChallengeService service = h.ServiceWith(random);
 
     std::vector<CreatedChallenge> created = RunTogether<CreatedChallenge>(10, [&](int) {
-      return service.Create({"alice", kPhone, "", ""});
+      return service.Create(UsRequest("alice"));
     });
 
     CHECK(created.size() == 10);
@@ -711,10 +621,11 @@ TEST_SUITE("challenge_service") {
     CodeKeys keys(TestMasterKey());
     FakeClock clock;
     FakeRandom random;
+    Limiter limiter(NoLimits());
     int wakes = 0;
-    ChallengeService service(store, keys, clock, random, Settings(), [&] { ++wakes; });
+    ChallengeService service(store, keys, clock, random, limiter, Settings(), [&] { ++wakes; });
 
-    Result<CreatedChallenge> created = service.Create({"alice", kPhone, "", ""});
+    Result<CreatedChallenge> created = service.Create(UsRequest("alice"));
     REQUIRE_FALSE(created.ok());
     CHECK(created.error().code == "storage_unavailable");
     CHECK(wakes == 0);

@@ -95,8 +95,25 @@ TEST_SUITE("cli") {
     CheckUsage({"serve", "--database", ""}, "--database");
   }
 
-  TEST_CASE("--sms-provider takes console or file only") {
-    CheckUsage({"serve", "--sms-provider", "twilio"}, "--sms-provider");
+  TEST_CASE("--sms-provider takes console, file, twilio or webhook only") {
+    for (const char* provider : {"console", "file", "twilio", "webhook"}) {
+      CAPTURE(provider);
+      CHECK(MustParse({"serve", "--sms-provider", provider}).overrides.sms_provider == provider);
+    }
+    CheckUsage({"serve", "--sms-provider", "sns"}, "--sms-provider");
+    CheckUsage({"serve", "--sms-provider", "Twilio"}, "--sms-provider");
+    CheckUsage({"check-config", "--sms-provider", "sns"}, "--sms-provider");
+  }
+
+  TEST_CASE("check-config takes the serve flags") {
+    CommandLine line = MustParse({"check-config", "--config", "/etc/otp.toml", "--listen",
+                                  "127.0.0.1:9", "--sms-provider", "file"});
+    CHECK(line.command == Command::kCheckConfig);
+    CHECK(line.overrides.config_file == "/etc/otp.toml");
+    CHECK(line.overrides.listen == "127.0.0.1:9");
+    CHECK(line.overrides.sms_provider == "file");
+    CHECK(MustParse({"check-config"}).command == Command::kCheckConfig);
+    CheckUsage({"check-config", "--bogus"}, "--bogus");
   }
 
   TEST_CASE("--help works everywhere and names its topic") {

@@ -39,6 +39,13 @@ int LineCount(const std::string& text) {
   return 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
+// "5/900s,10/86400s": rules as RateRule::ToString writes them, for compact comparisons.
+std::string RulesText(const std::vector<RateRule>& rules) {
+  std::string out;
+  for (const RateRule& rule : rules) out += (out.empty() ? "" : ",") + rule.ToString();
+  return out;
+}
+
 std::string ShippedConfigPath() {
   return (std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "etc" /
           "otp-sidecar.toml")
@@ -70,7 +77,12 @@ TEST_SUITE("config") {
     CHECK(c.http_max_threads == 512);
     CHECK(c.http_keep_alive_timeout_ms == 5000);
     CHECK(c.http_request_timeout_ms == 5000);
-    CHECK(c.delivery_max_attempts == 5);
+    CHECK(c.delivery_max_attempts == 6);  // 1 + delivery.max_retries (5)
+    CHECK(c.delivery_connect_timeout_ms == 3000);
+    CHECK(c.delivery_request_timeout_ms == 10'000);
+    CHECK_FALSE(c.delivery_resend_on_unknown);
+    CHECK(c.delivery_workers == 4);
+    CHECK(c.delivery_max_in_flight == 2);
   }
 
   TEST_CASE("LoadConfig without a file gives the defaults too") {
@@ -109,7 +121,12 @@ keep_alive_timeout = "10s"
 request_timeout = "2s"
 
 [delivery]
-max_attempts = 9
+max_retries = 8
+connect_timeout = "2s"
+request_timeout = "20s"
+resend_on_unknown = true
+workers = 3
+max_in_flight = 5
 )");
 
     CHECK(c.listen == "127.0.0.2:9001");
@@ -131,6 +148,11 @@ max_attempts = 9
     CHECK(c.http_keep_alive_timeout_ms == 10'000);
     CHECK(c.http_request_timeout_ms == 2000);
     CHECK(c.delivery_max_attempts == 9);
+    CHECK(c.delivery_connect_timeout_ms == 2000);
+    CHECK(c.delivery_request_timeout_ms == 20'000);
+    CHECK(c.delivery_resend_on_unknown);
+    CHECK(c.delivery_workers == 3);
+    CHECK(c.delivery_max_in_flight == 5);
   }
 
   TEST_CASE("the shipped etc/otp-sidecar.toml is valid") {
@@ -399,6 +421,209 @@ max_attempts = 9
     Result<Config> c = LoadConfig(flags);
     REQUIRE(c.ok());
     CHECK(c->key_file == "/tmp/elsewhere/otp-sidecar.key");
+  }
+
+  TEST_CASE("[phone] and [limits] default to the documented values") {
+    Config c = MustParse("");
+
+    CHECK(c.phone.default_region == "US");
+    CHECK(c.phone.allowed_regions == std::vector<std::string>{"US"});  // the default region
+    CHECK(c.phone.blocked_types ==
+          std::vector<std::string>{"premium_rate", "shared_cost", "uan", "pager", "unknown"});
+
+    const LimitSettings& l = c.limits;
+    CHECK(l.resend_cooldown_ms == 30'000);
+    CHECK(RulesText(l.user_sends) == "5/900s,10/86400s");
+    CHECK(RulesText(l.phone_sends) == "5/900s,10/86400s");
+    CHECK(RulesText(l.ip_sends) == "20/3600s");
+    CHECK(RulesText(l.region_sends) == "100/3600s");
+    CHECK(RulesText(l.global_sends) == "60/60s");
+    CHECK(RulesText(l.user_failures) == "10/3600s");
+    CHECK(RulesText(l.ip_failures) == "50/3600s");
+    CHECK(l.exempt_numbers.empty());
+    CHECK(l.pumping.enabled);
+    CHECK(l.pumping.floor == 20);
+    CHECK(l.pumping.min_conversion == doctest::Approx(0.2));
+    CHECK(l.pumping.cool_off_ms == 3'600'000);
+  }
+
+  TEST_CASE("allowed_regions defaults to a configured default_region") {
+    Config c = MustParse("[phone]\ndefault_region = \"GB\"\n");
+    CHECK(c.phone.default_region == "GB");
+    CHECK(c.phone.allowed_regions == std::vector<std::string>{"GB"});
+  }
+
+  TEST_CASE("every [phone] and [limits] key is read") {
+    Config c = MustParse(R"(
+[phone]
+default_region = "CA"
+allowed_regions = ["CA", "US", "FR"]
+blocked_types = ["premium_rate", "toll_free"]
+
+[limits]
+resend_cooldown = "45s"
+user_sends = ["3/10m", "8/1d"]
+phone_sends = ["4/15m"]
+ip_sends = ["30/2h"]
+region_sends = ["500/1h"]
+global_sends = ["120/1m"]
+user_failures = ["6/30m"]
+ip_failures = ["40/1h"]
+exempt_numbers = ["+12065550199"]
+
+[limits.pumping]
+enabled = false
+floor = 50
+min_conversion = 0.35
+cool_off = "2h"
+)");
+
+    CHECK(c.phone.default_region == "CA");
+    CHECK(c.phone.allowed_regions == std::vector<std::string>{"CA", "US", "FR"});
+    CHECK(c.phone.blocked_types == std::vector<std::string>{"premium_rate", "toll_free"});
+    const LimitSettings& l = c.limits;
+    CHECK(l.resend_cooldown_ms == 45'000);
+    CHECK(RulesText(l.user_sends) == "3/600s,8/86400s");
+    CHECK(RulesText(l.phone_sends) == "4/900s");
+    CHECK(RulesText(l.ip_sends) == "30/7200s");
+    CHECK(RulesText(l.region_sends) == "500/3600s");
+    CHECK(RulesText(l.global_sends) == "120/60s");
+    CHECK(RulesText(l.user_failures) == "6/1800s");
+    CHECK(RulesText(l.ip_failures) == "40/3600s");
+    CHECK(l.exempt_numbers == std::vector<std::string>{"+12065550199"});
+    CHECK_FALSE(l.pumping.enabled);
+    CHECK(l.pumping.floor == 50);
+    CHECK(l.pumping.min_conversion == doctest::Approx(0.35));
+    CHECK(l.pumping.cool_off_ms == 7'200'000);
+  }
+
+  TEST_CASE("rates are COUNT/DURATION and an empty list turns a limit off") {
+    Config c = MustParse(
+        "[limits]\n"
+        "user_sends = [\"5/15m\"]\n"
+        "phone_sends = [\"1/1s\", \"100000/30d\"]\n"
+        "ip_sends = []\n");
+    REQUIRE(c.limits.user_sends.size() == 1);
+    CHECK(c.limits.user_sends[0].count == 5);
+    CHECK(c.limits.user_sends[0].window_ms == 15 * 60 * 1000);
+    REQUIRE(c.limits.phone_sends.size() == 2);
+    CHECK(c.limits.phone_sends[0].count == 1);
+    CHECK(c.limits.phone_sends[0].window_ms == 1000);
+    CHECK(c.limits.phone_sends[1].count == 100'000);
+    CHECK(c.limits.phone_sends[1].window_ms == 30LL * 24 * 60 * 60 * 1000);
+    CHECK(c.limits.ip_sends.empty());
+    CHECK(RulesText(c.limits.region_sends) == "100/3600s");  // untouched: the default
+  }
+
+  TEST_CASE("bad rates are reported with file, line and key") {
+    for (const char* key : {"user_sends", "phone_sends", "ip_sends", "region_sends",
+                            "global_sends", "user_failures", "ip_failures"}) {
+      for (const char* rate : {"5", "0/1m", "5/0s", "x/1m", "5/", "/1m", "-1/1m", "5/31d",
+                               "100001/1m", "5/15x", ""}) {
+        CAPTURE(key);
+        CAPTURE(rate);
+        std::string problems =
+            Problems(std::string("[limits]\n") + key + " = [\"1/1m\", \"" + rate + "\"]\n");
+        CHECK(Contains(problems, std::string(kOrigin) + ":2: limits." + key + ":"));
+        CHECK(Contains(problems, std::string("\"") + rate + "\" is not a rate"));
+        CHECK(LineCount(problems) == 1);
+      }
+    }
+  }
+
+  TEST_CASE("rates that are not an array of strings are refused") {
+    CHECK(Contains(Problems("[limits]\nuser_sends = \"5/15m\"\n"),
+                   "limits.user_sends: must be an array of strings"));
+    CHECK(Contains(Problems("[limits]\nuser_sends = [5]\n"),
+                   "limits.user_sends: must be an array of strings"));
+  }
+
+  TEST_CASE("unknown regions are refused with the key") {
+    std::string bad_default = Problems("[phone]\ndefault_region = \"XX\"\n");
+    CHECK(Contains(bad_default, std::string(kOrigin) + ":2: phone.default_region:"));
+    CHECK(Contains(bad_default, "\"XX\""));
+
+    std::string bad_allowed = Problems("[phone]\nallowed_regions = [\"US\", \"XX\"]\n");
+    CHECK(Contains(bad_allowed, std::string(kOrigin) + ":2: phone.allowed_regions:"));
+    CHECK(Contains(bad_allowed, "\"XX\""));
+    CHECK_FALSE(Contains(bad_allowed, "\"US\""));
+
+    CHECK(Contains(Problems("[phone]\ndefault_region = \"us\"\n"), "phone.default_region:"));
+    CHECK(Contains(Problems("[phone]\ndefault_region = 1\n"),
+                   "phone.default_region: must be a string"));
+  }
+
+  TEST_CASE("unknown blocked types are refused, listing the known ones") {
+    std::string problems =
+        Problems("[phone]\nblocked_types = [\"premium_rate\", \"satellite\"]\n");
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: phone.blocked_types:"));
+    CHECK(Contains(problems, "\"satellite\""));
+    CHECK(Contains(problems, "premium_rate"));  // in the list of known types
+    CHECK(LineCount(problems) == 1);
+
+    CHECK(MustParse("[phone]\nblocked_types = []\n").phone.blocked_types.empty());
+  }
+
+  TEST_CASE("exempt numbers are normalised to E.164, whatever their region or type") {
+    Config c = MustParse(
+        "[limits]\n"
+        "exempt_numbers = [\"+1 206 555 0199\", \"(206) 555-0198\", \"+44 20 7946 0958\",\n"
+        "                  \"+1 900 555 0100\", \"+12065550197 \"]\n");
+    CHECK(c.limits.exempt_numbers ==
+          std::vector<std::string>{"+12065550199", "+12065550198", "+442079460958",
+                                   "+19005550100", "+12065550197"});
+  }
+
+  TEST_CASE("an exempt number that is not a phone number is refused with the key") {
+    std::string problems =
+        Problems("[limits]\nexempt_numbers = [\"+12065550199\", \"abc\"]\n");
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: limits.exempt_numbers:"));
+    CHECK(Contains(problems, "\"abc\""));
+    CHECK(LineCount(problems) == 1);
+  }
+
+  TEST_CASE("min_conversion must be a number from 0 to 1") {
+    CHECK(MustParse("[limits.pumping]\nmin_conversion = 0\n").limits.pumping.min_conversion ==
+          0.0);
+    CHECK(MustParse("[limits.pumping]\nmin_conversion = 1\n").limits.pumping.min_conversion ==
+          1.0);
+    CHECK(MustParse("[limits.pumping]\nmin_conversion = 1.0\n").limits.pumping.min_conversion ==
+          1.0);
+
+    for (const char* value : {"1.5", "-0.1", "2", "-1", "\"0.5\"", "nan", "inf", "true"}) {
+      CAPTURE(value);
+      std::string problems = Problems(std::string("[limits.pumping]\nmin_conversion = ") + value);
+      CHECK(Contains(problems,
+                     std::string(kOrigin) + ":2: limits.pumping.min_conversion: must be a number"));
+    }
+  }
+
+  TEST_CASE("the other pumping and cooldown values are checked") {
+    CHECK(Contains(Problems("[limits.pumping]\nfloor = 0\n"), "limits.pumping.floor:"));
+    CHECK(Contains(Problems("[limits.pumping]\nenabled = \"yes\"\n"),
+                   "limits.pumping.enabled: must be true or false"));
+    CHECK(Contains(Problems("[limits.pumping]\ncool_off = \"500ms\"\n"),
+                   "limits.pumping.cool_off:"));
+    CHECK(Contains(Problems("[limits.pumping]\ncool_off = \"8d\"\n"),
+                   "limits.pumping.cool_off:"));
+    CHECK(Contains(Problems("[limits]\nresend_cooldown = \"500ms\"\n"),
+                   "limits.resend_cooldown:"));
+    CHECK(Contains(Problems("[limits]\nresend_cooldown = 30\n"),
+                   "limits.resend_cooldown: must be a duration"));
+    CHECK(MustParse("[limits]\nresend_cooldown = \"1s\"\n").limits.resend_cooldown_ms == 1000);
+  }
+
+  TEST_CASE("unknown keys in [phone] and [limits] are reported") {
+    std::string problems = Problems(
+        "[phone]\n"
+        "default_regoin = \"US\"\n"
+        "[limits]\n"
+        "user_send = [\"5/15m\"]\n"
+        "[limits.pumping]\n"
+        "flor = 20\n");
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: phone.default_regoin: unknown key"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":4: limits.user_send: unknown key"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":6: limits.pumping.flor: unknown key"));
   }
 
 }  // TEST_SUITE

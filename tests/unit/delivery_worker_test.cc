@@ -8,49 +8,33 @@
 #include <thread>
 #include <vector>
 
-#include "challenges/challenge_service.h"
-#include "store/sqlite_store.h"
-#include "support/fakes.h"
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;
-using sidecar::testing::AuditOf;
-using sidecar::testing::AuditRow;
-using sidecar::testing::AuditTrail;
-using sidecar::testing::FakeClock;
-using sidecar::testing::FakeProvider;
-using sidecar::testing::FakeRandom;
-using sidecar::testing::InitSodium;
-using sidecar::testing::LatestDelivery;
-using sidecar::testing::LoadChallenge;
-using sidecar::testing::MustTransact;
-using sidecar::testing::OpenStore;
-using sidecar::testing::TempDir;
-using sidecar::testing::TestMasterKey;
+using namespace sidecar::testing;
 
 namespace {
 
-constexpr const char* kPhone = "+12065550100";
-
-SendOutcome Unknown(std::string why) {
-  return SendOutcome{SendOutcome::Kind::kUnknown, "", 0, std::move(why)};
-}
+constexpr const char* kPhone = kTestPhone;
 
 DeliverySettings Settings(int max_attempts = 3) {
   DeliverySettings settings;
-  settings.message = {"{code} is your {app} code. It expires in {minutes} minutes.", "Acme",
-                      "login.acme.example", 300'000};
+  settings.message.template_text = "{code} is your {app} code. It expires in {minutes} minutes.";
+  settings.message.app_name = "Acme";
+  settings.message.webotp_domain = "login.acme.example";
+  settings.message.ttl_ms = 300'000;
   settings.max_attempts = max_attempts;
   settings.base_backoff_ms = 1000;
   settings.max_backoff_ms = 60'000;
   return settings;
 }
 
-// A DeliveryWorker with one or two FakeProviders ("primary", "secondary") on a real store,
-// and a ChallengeService to create challenges for it.
-struct Harness {
+// A DeliveryWorker with one or two FakeProviders ("primary", "secondary") on the shared
+// service fixture, whose new challenges start on "primary" and wake the worker.
+struct Harness : ServiceFixture {
   explicit Harness(int provider_count = 1, DeliverySettings settings = Settings(),
-                   const CodeKeys* worker_keys = nullptr) {
+                   const CodeKeys* worker_keys = nullptr)
+      : ServiceFixture(TestChallengeSettings(5, "primary")) {
     std::vector<std::unique_ptr<SmsProvider>> providers;
     auto first = std::make_unique<FakeProvider>("primary");
     primary = first.get();
@@ -62,41 +46,17 @@ struct Harness {
     }
     worker = std::make_unique<DeliveryWorker>(*store, worker_keys ? *worker_keys : keys, clock,
                                               random, std::move(providers), settings);
+    on_queued = [this] { worker->Wake(); };
   }
 
   std::string Create(const std::string& user = "alice") {
-    Result<CreatedChallenge> created = service.Create({user, kPhone, "", "192.0.2.1"});
-    REQUIRE(created.ok());
-    return created->id;
-  }
-
-  std::string CodeOf(const std::string& id) {
-    Challenge c = LoadChallenge(*store, id);
-    REQUIRE(c.sealed_code.has_value());
-    return *UnsealCode(keys, *c.sealed_code);
-  }
-
-  Delivery Latest(const std::string& id) {
-    std::optional<Delivery> d = LatestDelivery(*store, id);
-    REQUIRE(d.has_value());
-    return *d;
+    return MustCreate(UsRequest(user, "192.0.2.1")).id;
   }
 
   std::string Expected(const std::string& code) {
     return code + " is your Acme code. It expires in 5 minutes.\n\n@login.acme.example #" + code;
   }
 
-  bool sodium_ready = (InitSodium(), true);
-  TempDir dir;
-  std::string path = dir.File("otp.db");
-  std::unique_ptr<SqliteStore> store = OpenStore(path);
-  CodeKeys keys{TestMasterKey()};
-  FakeClock clock;
-  FakeRandom random;
-  ChallengeService service{
-      *store, keys, clock, random, ChallengeSettings{6, 300'000, 5, "primary"}, [this] {
-        if (worker) worker->Wake();
-      }};
   FakeProvider* primary = nullptr;
   FakeProvider* secondary = nullptr;
   std::unique_ptr<DeliveryWorker> worker;
@@ -284,9 +244,9 @@ TEST_SUITE("delivery_worker") {
     CHECK(AuditTrail(h.path, id).back() == "deliver/failed");
   }
 
-  TEST_CASE("a permanent failure moves on to the next provider at once") {
+  TEST_CASE("a permanent failure of the provider itself moves on to the next provider at once") {
     Harness h(2);
-    h.primary->Script({SendOutcome::Permanent("number not reachable via primary")});
+    h.primary->Script({SendOutcome::Permanent("credentials refused", /*provider_failure=*/true)});
     std::string id = h.Create();
 
     CHECK(h.worker->DrainDue() == 2);
@@ -298,10 +258,26 @@ TEST_SUITE("delivery_worker") {
     CHECK(d.provider == "secondary");
   }
 
-  TEST_CASE("a permanent failure on the last provider fails the delivery") {
+  TEST_CASE("a permanent failure of the message fails the delivery without another provider") {
     Harness h(2);
-    h.primary->Script({SendOutcome::Permanent("no")});
-    h.secondary->Script({SendOutcome::Permanent("no either")});
+    h.primary->Script({SendOutcome::Permanent("not a mobile number")});
+    std::string id = h.Create();
+
+    CHECK(h.worker->DrainDue() == 1);
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kFailed);
+    CHECK(d.provider == "primary");
+    CHECK(d.error == "not a mobile number");
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.secondary->sent().empty());
+    CHECK(AuditTrail(h.path, id).back() == "deliver/failed");
+  }
+
+  TEST_CASE("a permanent provider failure on the last provider fails the delivery") {
+    Harness h(2);
+    h.primary->Script({SendOutcome::Permanent("no", true)});
+    h.secondary->Script({SendOutcome::Permanent("no either", true)});
     std::string id = h.Create();
 
     h.worker->DrainDue();
@@ -315,7 +291,7 @@ TEST_SUITE("delivery_worker") {
 
   TEST_CASE("an unknown outcome is recorded as unknown and never sent again") {
     Harness h(2);
-    h.primary->Script({Unknown("connection reset after the request was written")});
+    h.primary->Script({SendOutcome::Unknown("connection reset after the request was written")});
     std::string id = h.Create();
 
     CHECK(h.worker->DrainDue() == 1);
@@ -403,7 +379,7 @@ TEST_SUITE("delivery_worker") {
       h.worker->DrainDue();
     }
     SUBCASE("the provider fails for good and another provider is next") {
-      h.primary->Script({SendOutcome::Permanent("no route")});
+      h.primary->Script({SendOutcome::Permanent("account suspended", /*provider_failure=*/true)});
       h.worker->DrainDue();
     }
 
@@ -412,7 +388,7 @@ TEST_SUITE("delivery_worker") {
     CHECK(LoadChallenge(*h.store, id).status == ChallengeStatus::kCanceled);
     CHECK(h.secondary->sent().empty());
     CHECK(AuditTrail(h.path, id).back() == "deliver/failed");
-    sidecar::testing::SqlReader reader(h.path);
+    SqlReader reader(h.path);
     CHECK(reader.Int("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'") == 0);
   }
 
@@ -433,8 +409,9 @@ TEST_SUITE("delivery_worker") {
     CHECK(sent[2].challenge_id == c);
   }
 
-  TEST_CASE("Start requeues a delivery interrupted mid-send and the thread sends it") {
+  TEST_CASE("Start requeues a delivery interrupted mid-send when repeats are harmless") {
     Harness h;
+    h.primary->set_repeats_are_harmless(true);
     std::string id = h.Create();
     MustTransact(*h.store, [&](StoreTx& tx) -> Status {
       Delivery d = **tx.FindLatestDelivery(id);
@@ -450,6 +427,24 @@ TEST_SUITE("delivery_worker") {
     CHECK(h.worker->last_heartbeat() == h.clock.Now());
     h.worker->Stop();
     h.worker->Stop();  // idempotent
+  }
+
+  TEST_CASE("Start leaves a remote provider's interrupted send unknown, never sent twice") {
+    Harness h;
+    std::string id = h.Create();
+    MustTransact(*h.store, [&](StoreTx& tx) -> Status {
+      Delivery d = **tx.FindLatestDelivery(id);
+      d.state = DeliveryState::kSending;
+      d.attempts = 1;
+      return tx.UpdateDelivery(d);
+    });
+
+    REQUIRE(h.worker->Start().ok());
+    h.worker->Stop();
+
+    CHECK(h.Latest(id).state == DeliveryState::kUnknown);
+    CHECK_FALSE(h.Latest(id).error.empty());
+    CHECK(h.primary->sent().empty());
   }
 
   TEST_CASE("a started worker sends a new challenge's code once woken") {

@@ -111,11 +111,27 @@ TEST_SUITE("file_provider") {
         }
       });
     }
-    for (std::thread& thread : threads)
+    for (std::thread& thread : threads) {
       thread.join();
+    }
 
     std::vector<json> lines = Lines(path);
     CHECK(lines.size() == 200);
+  }
+
+  TEST_CASE("file provider: a body that is not valid UTF-8 is written with U+FFFD, never thrown") {
+    TempDir dir;
+    std::string path = dir.File("sms.jsonl");
+    FakeClock clock;
+    FileProvider provider(path, clock);
+
+    SendOutcome outcome = provider.Send({"+12065550100", "123456 \xff\xfe is your code", "ch"});
+
+    CHECK(outcome.kind == SendOutcome::Kind::kSent);
+    std::vector<json> lines = Lines(path);
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0]["body"] == "123456 \xEF\xBF\xBD\xEF\xBF\xBD is your code");
+    CHECK(lines[0]["to"] == "+12065550100");
   }
 
 }  // TEST_SUITE

@@ -13,6 +13,7 @@
 
 using namespace sidecar;
 using sidecar::testing::MustTransact;
+using sidecar::testing::NoLimits;
 using sidecar::testing::OpenStore;
 using sidecar::testing::SqlReader;
 using sidecar::testing::TempDir;
@@ -22,20 +23,6 @@ namespace {
 constexpr TimeMs kT0 = 1'780'000'020'000;  // a whole minute
 constexpr std::int64_t kMinute = 60'000;
 constexpr std::int64_t kHour = 60 * kMinute;
-
-// No rule anywhere and no pumping guard: each test switches on what it looks at.
-LimitSettings Quiet() {
-  LimitSettings s;
-  s.user_sends.clear();
-  s.phone_sends.clear();
-  s.ip_sends.clear();
-  s.region_sends.clear();
-  s.global_sends.clear();
-  s.user_failures.clear();
-  s.ip_failures.clear();
-  s.pumping.enabled = false;
-  return s;
-}
 
 SendSubject Subject(std::string user = "alice", std::string phone = "+12065550100",
                     std::string ip = "192.0.2.1", std::string region = "US") {
@@ -115,7 +102,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("sends are admitted up to COUNT, then refused until the oldest leaves the window") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{3, kMinute}};
     Harness h(s);
 
@@ -131,7 +118,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("a refused send is not counted") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{2, kMinute}};
     Harness h(s);
     h.Admit(Subject(), kT0);
@@ -145,7 +132,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("with several rules every rule must hold and the longest wait is reported") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{2, kMinute}, {3, kHour}};
     Harness h(s);
 
@@ -159,7 +146,7 @@ TEST_SUITE("limiter") {
 
   TEST_CASE("each send limit is keyed by its own subject") {
     SUBCASE("phone") {
-      LimitSettings s = Quiet();
+      LimitSettings s = NoLimits();
       s.phone_sends = {{1, kMinute}};
       Harness h(s);
       CHECK_FALSE(h.Admit(Subject("alice", "+12065550100"), kT0).has_value());
@@ -167,7 +154,7 @@ TEST_SUITE("limiter") {
       CHECK_FALSE(h.Admit(Subject("alice", "+12065550101"), kT0 + 2).has_value());
     }
     SUBCASE("client ip") {
-      LimitSettings s = Quiet();
+      LimitSettings s = NoLimits();
       s.ip_sends = {{1, kMinute}};
       Harness h(s);
       CHECK_FALSE(h.Admit(Subject("a", "+12065550100", "192.0.2.1"), kT0).has_value());
@@ -175,7 +162,7 @@ TEST_SUITE("limiter") {
       CHECK_FALSE(h.Admit(Subject("c", "+12065550102", "192.0.2.2"), kT0 + 2).has_value());
     }
     SUBCASE("region") {
-      LimitSettings s = Quiet();
+      LimitSettings s = NoLimits();
       s.region_sends = {{1, kMinute}};
       Harness h(s);
       CHECK_FALSE(h.Admit(Subject("a", "+12065550100", "", "US"), kT0).has_value());
@@ -183,7 +170,7 @@ TEST_SUITE("limiter") {
       CHECK_FALSE(h.Admit(Subject("c", "+14165550100", "", "CA"), kT0 + 2).has_value());
     }
     SUBCASE("global") {
-      LimitSettings s = Quiet();
+      LimitSettings s = NoLimits();
       s.global_sends = {{2, kMinute}};
       Harness h(s);
       CHECK_FALSE(h.Admit(Subject("a", "+12065550100", "192.0.2.1", "US"), kT0).has_value());
@@ -194,7 +181,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("without a client ip the per-IP limit is not applied") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.ip_sends = {{1, kMinute}};
     Harness h(s);
 
@@ -206,7 +193,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("exempt numbers pass without being counted") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{1, kMinute}};
     s.global_sends = {{1, kMinute}};
     s.exempt_numbers = {"+12065550199"};
@@ -218,11 +205,13 @@ TEST_SUITE("limiter") {
 
     CHECK(h.Events("user_sends") == 0);
     CHECK(h.Events("global_sends") == 0);
+    CHECK(h.limiter.IsExempt("+12065550199"));
+    CHECK_FALSE(h.limiter.IsExempt("+12065550100"));
     CHECK_FALSE(h.Admit(Subject("alice", "+12065550100"), kT0 + 10).has_value());
   }
 
   TEST_CASE("a key never holds more events than its largest COUNT") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{3, kMinute}};
     Harness h(s);
 
@@ -233,7 +222,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("20 concurrent sends against a limit of 5 admit exactly 5") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{5, kMinute}};
     Harness h(s);
     std::atomic<int> admitted{0}, refused{0}, errors{0};
@@ -263,7 +252,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("wrong codes count against the user and the client ip") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_failures = {{3, kHour}};
     s.ip_failures = {{5, kHour}};
     Harness h(s);
@@ -284,7 +273,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("failures count across challenges and wait out their window") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_failures = {{2, kHour}};
     Harness h(s);
     h.Fail("alice", "", kT0);
@@ -296,7 +285,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("an approval clears the user's failures but not the client ip's") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_failures = {{2, kHour}};
     s.ip_failures = {{2, kHour}};
     Harness h(s);
@@ -310,7 +299,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("100 consecutive failures lock the user even with no failure rule configured") {
-    Harness h(Quiet());
+    Harness h(NoLimits());
 
     for (int i = 0; i < kMaxConsecutiveFailures - 1; ++i)
       h.Fail("alice", "", kT0 + i);
@@ -325,7 +314,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("an approval resets the consecutive-failure streak") {
-    Harness h(Quiet());
+    Harness h(NoLimits());
     for (int i = 0; i < kMaxConsecutiveFailures; ++i)
       h.Fail("alice", "", kT0 + i);
     REQUIRE(h.CheckVerify("alice", "", kT0 + 200).has_value());
@@ -336,7 +325,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("the pumping guard suspends a region whose sends do not convert") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.pumping = PumpingSettings{true, 5, 0.2, kHour};
     Harness h(s);
     for (int i = 0; i < 5; ++i) {
@@ -360,7 +349,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("after the cool-off a region is judged only on what came after it") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.pumping = PumpingSettings{true, 5, 0.2, 10 * kMinute};
     Harness h(s);
     for (int i = 0; i < 5; ++i)
@@ -373,7 +362,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("a region that converts is not suspended") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.pumping = PumpingSettings{true, 5, 0.2, kHour};
     Harness h(s);
     for (int i = 0; i < 5; ++i)
@@ -390,14 +379,14 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("the pumping guard ignores regions below the floor and can be switched off") {
-    LimitSettings low = Quiet();
+    LimitSettings low = NoLimits();
     low.pumping = PumpingSettings{true, 10, 0.5, kHour};
     Harness h(low);
     for (int i = 0; i < 10; ++i) {
       CHECK_FALSE(h.Admit(Subject("u" + std::to_string(i)), kT0 + i).has_value());
     }
 
-    LimitSettings off = Quiet();
+    LimitSettings off = NoLimits();
     off.pumping = PumpingSettings{false, 1, 1.0, kHour};
     Harness g(off);
     for (int i = 0; i < 10; ++i) {
@@ -406,7 +395,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("the pumping guard looks at the last hour only") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.pumping = PumpingSettings{true, 5, 0.2, kHour};
     Harness h(s);
     for (int i = 0; i < 5; ++i)
@@ -416,7 +405,7 @@ TEST_SUITE("limiter") {
   }
 
   TEST_CASE("Prune drops events no rule can look at, and all events of scopes without rules") {
-    LimitSettings s = Quiet();
+    LimitSettings s = NoLimits();
     s.user_sends = {{100, kMinute}};
     Harness h(s);
     h.Admit(Subject(), kT0);

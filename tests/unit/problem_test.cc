@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -31,7 +32,12 @@ TEST_SUITE("problem") {
         {"method_not_allowed", 405},  {"challenge_not_pending", 409},
         {"payload_too_large", 413},   {"unsupported_media_type", 415},
         {"storage_unavailable", 503}, {"conflict", 503},
-        {"internal_error", 500},
+        {"internal_error", 500},      {"region_not_allowed", 403},
+        {"resend_cooldown", 429},     {"user_sends", 429},
+        {"phone_sends", 429},         {"ip_sends", 429},
+        {"region_sends", 429},        {"global_sends", 429},
+        {"region_suspended", 429},    {"user_failures", 429},
+        {"ip_failures", 429},
     };
     for (const auto& [code, status] : table) {
       CAPTURE(code);
@@ -67,6 +73,21 @@ TEST_SUITE("problem") {
     CHECK_FALSE(body.contains("field"));
     CHECK_FALSE(body.contains("instance"));
     CHECK(body.size() == 5);
+  }
+
+  TEST_CASE("a refusal by a limit has retry_after in whole seconds, rounded up") {
+    for (const auto& [ms, seconds] : std::initializer_list<std::pair<std::int64_t, std::int64_t>>{
+             {1, 1}, {999, 1}, {1000, 1}, {1001, 2}, {59'500, 60}, {3'600'000, 3600}}) {
+      CAPTURE(ms);
+      CHECK(RetryAfterSeconds(ms) == seconds);
+      Error error = MakeError("phone_sends", "refused by the phone_sends limit");
+      error.retry_after_ms = ms;
+      Problem problem = MakeProblem(error, "/v1/challenges");
+      CHECK(problem.status == 429);
+      CHECK(BodyOf(problem)["retry_after"] == seconds);
+    }
+    CHECK_FALSE(BodyOf(MakeProblem(MakeError("phone_sends", "m"), ""))
+                    .contains("retry_after"));
   }
 
   TEST_CASE("every status in the body matches the status returned") {

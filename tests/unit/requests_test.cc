@@ -3,10 +3,29 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 using namespace sidecar;
 
 namespace {
+
+// What the service is configured with by default: numbers read as US, only US served.
+const PhoneValidator& UsPhones() {
+  static const PhoneValidator validator{PhoneSettings{}};
+  return validator;
+}
+
+// Numbers read as US, and these regions served.
+PhoneValidator PhonesFor(std::vector<std::string> allowed_regions) {
+  PhoneSettings settings;
+  settings.default_region = "US";
+  settings.allowed_regions = std::move(allowed_regions);
+  return PhoneValidator(settings);
+}
+
+std::string BodyWithPhone(const std::string& phone_json) {
+  return std::string("{\"user\": \"alice\", \"phone\": ") + phone_json + "}";
+}
 
 constexpr const char* kPhone = "\"phone\": \"+12065550100\"";
 
@@ -24,7 +43,7 @@ void CheckError(const Result<T>& result, const std::string& code, const std::str
 
 void CheckCreateError(const std::string& body, const std::string& code, const std::string& field) {
   CAPTURE(body);
-  CheckError(ParseCreateRequest(body), code, field);
+  CheckError(ParseCreateRequest(body, UsPhones()), code, field);
 }
 
 void CheckVerifyError(const std::string& body, bool with_user, const std::string& code,
@@ -35,7 +54,7 @@ void CheckVerifyError(const std::string& body, bool with_user, const std::string
 
 CreateRequest MustCreate(const std::string& body) {
   CAPTURE(body);
-  Result<CreateRequest> parsed = ParseCreateRequest(body);
+  Result<CreateRequest> parsed = ParseCreateRequest(body, UsPhones());
   REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().code));
   return *parsed;
 }
@@ -71,19 +90,55 @@ TEST_SUITE("requests") {
     CHECK(r.client_ip.empty());
   }
 
-  TEST_CASE("a full create body is parsed") {
-    CreateRequest r = MustCreate(
-        R"({"user": "alice@example.com", "phone": "+44 20 7946 0958", "client_ip": "198.51.100.7",
-          "locale": "pt-BR"})");
-    CHECK(r.user == "alice@example.com");
-    CHECK(r.phone == "+442079460958");
-    CHECK(r.client_ip == "198.51.100.7");
-    CHECK(r.locale == "pt-BR");
+  TEST_CASE("a minimal create body gives the phone's region") {
+    CreateRequest r = MustCreate(CreateBody());
+    CHECK(r.region == "US");
   }
 
-  TEST_CASE("the phone is normalised to E.164") {
-    CHECK(MustCreate(R"({"user": "a", "phone": "+1 206-555-0100"})").phone == "+12065550100");
-    CHECK(MustCreate(R"({"user": "a", "phone": "+1 (206) 555.0100"})").phone == "+12065550100");
+  TEST_CASE("a full create body is parsed") {
+    std::string body =
+        R"({"user": "alice@example.com", "phone": "+44 20 7946 0958", "client_ip": "198.51.100.7",
+          "locale": "pt-BR"})";
+    Result<CreateRequest> r = ParseCreateRequest(body, PhonesFor({"US", "GB"}));
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().code));
+    CHECK(r->user == "alice@example.com");
+    CHECK(r->phone == "+442079460958");
+    CHECK(r->region == "GB");
+    CHECK(r->client_ip == "198.51.100.7");
+    CHECK(r->locale == "pt-BR");
+  }
+
+  TEST_CASE("the ways of writing one US number all give one E.164 number and region US") {
+    for (const char* phone : {"+1 206 555 0100", "+1-206-555-0100", "(206) 555-0100",
+                              "+12065550100 ", "+1 (206) 555.0100"}) {
+      CreateRequest r = MustCreate(BodyWithPhone(std::string("\"") + phone + "\""));
+      CHECK(r.phone == "+12065550100");
+      CHECK(r.region == "US");
+    }
+  }
+
+  TEST_CASE("a number written without '+' is read in the default region") {
+    CreateRequest r = MustCreate(BodyWithPhone("\"12065550100\""));
+    CHECK(r.phone == "+12065550100");
+    CHECK(r.region == "US");
+  }
+
+  TEST_CASE("a premium-rate number is invalid_phone") {
+    CheckCreateError(BodyWithPhone("\"+1 900 555 0100\""), "invalid_phone", "phone");
+  }
+
+  TEST_CASE("a number of a region that is not allowed is region_not_allowed") {
+    std::string french_mobile = BodyWithPhone("\"+33 6 12 34 56 78\"");
+
+    CAPTURE(french_mobile);
+    CheckError(ParseCreateRequest(french_mobile, PhonesFor({"US"})), "region_not_allowed",
+               "phone");
+    CheckError(ParseCreateRequest(french_mobile, UsPhones()), "region_not_allowed", "phone");
+
+    Result<CreateRequest> allowed = ParseCreateRequest(french_mobile, PhonesFor({"US", "FR"}));
+    REQUIRE_MESSAGE(allowed.ok(), (allowed.ok() ? "" : allowed.error().code));
+    CHECK(allowed->phone == "+33612345678");
+    CHECK(allowed->region == "FR");
   }
 
   TEST_CASE("malformed JSON is invalid_json") {
@@ -148,8 +203,9 @@ TEST_SUITE("requests") {
 
   TEST_CASE("a missing or invalid phone is invalid_phone") {
     CheckCreateError(R"({"user": "alice"})", "invalid_phone", "phone");
-    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"", "12065550100",
-                              "\"12065550100\"", "[\"+12065550100\"]", "true"}) {
+    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"",
+                              "\"+1 900 555 0100\"", "12065550100", "[\"+12065550100\"]", "true",
+                              "{}"}) {
       CheckCreateError(std::string("{\"user\": \"alice\", \"phone\": ") + phone + "}",
                        "invalid_phone", "phone");
     }

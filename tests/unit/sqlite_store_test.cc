@@ -523,7 +523,7 @@ TEST_SUITE("sqlite_store") {
     CHECK(*next() == kNow + 30);
   }
 
-  TEST_CASE("RequeueSending puts deliveries left in sending back in the queue") {
+  TEST_CASE("FindSendingDeliveries lists only deliveries left in sending") {
     TempDir dir;
     auto store = OpenStore(dir.File("otp.db"));
     Insert(*store, MakeChallenge("ch_a", "a", kNow));
@@ -533,27 +533,18 @@ TEST_SUITE("sqlite_store") {
     MustTransact(*store, [&](StoreTx& tx) -> Status {
       Delivery d = **tx.FindLatestDelivery("ch_a");
       d.state = DeliveryState::kSending;
-      d.next_attempt_at = kNow + 100'000;
       return tx.UpdateDelivery(d);
     });
 
-    int requeued = -1;
+    std::vector<Delivery> sending;
     MustTransact(*store, [&](StoreTx& tx) -> Status {
-      requeued = *tx.RequeueSending(kNow + 7);
+      sending = *tx.FindSendingDeliveries();
       return OkStatus();
     });
 
-    CHECK(requeued == 1);
-    std::optional<Delivery> a = LatestDelivery(*store, "ch_a");
-    CHECK(a->state == DeliveryState::kQueued);
-    CHECK(a->next_attempt_at == kNow + 7);
-    CHECK(LatestDelivery(*store, "ch_b")->next_attempt_at == kNow);
-
-    MustTransact(*store, [&](StoreTx& tx) -> Status {
-      requeued = *tx.RequeueSending(kNow + 8);
-      return OkStatus();
-    });
-    CHECK(requeued == 0);
+    REQUIRE(sending.size() == 1);
+    CHECK(sending[0].challenge_id == "ch_a");
+    CHECK(sending[0].state == DeliveryState::kSending);
   }
 
   TEST_CASE("audit events are appended with every field") {

@@ -9,14 +9,19 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "challenges/challenge_service.h"
 #include "codes/codes.h"
+#include "limits/limiter.h"
 #include "store/sqlite_store.h"
 #include "support/fakes.h"
 
@@ -131,17 +136,23 @@ struct AuditRow {
   std::string detail;
 };
 
-// The audit rows of one challenge, oldest first.
-inline std::vector<AuditRow> AuditOf(const std::string& db_path, const std::string& challenge_id) {
+// The audit rows whose `column` is `value`, oldest first.
+inline std::vector<AuditRow> AuditWhere(const std::string& db_path, const std::string& column,
+                                        const std::string& value) {
   SqlReader reader(db_path);
   std::vector<AuditRow> out;
   for (const auto& row :
        reader.Rows("SELECT event, outcome, user, client_ip, phone_masked, detail FROM audit_events "
-                   "WHERE challenge_id = ?1 ORDER BY id",
-                   {challenge_id})) {
+                   "WHERE " + column + " = ?1 ORDER BY id",
+                   {value})) {
     out.push_back(AuditRow{row[0], row[1], row[2], row[3], row[4], row[5]});
   }
   return out;
+}
+
+// The audit rows of one challenge, oldest first.
+inline std::vector<AuditRow> AuditOf(const std::string& db_path, const std::string& challenge_id) {
+  return AuditWhere(db_path, "challenge_id", challenge_id);
 }
 
 // "event/outcome" of each audit row, for compact comparisons.
@@ -152,6 +163,13 @@ inline std::vector<std::string> AuditTrail(const std::string& db_path,
     out.push_back(row.event + "/" + row.outcome);
   }
   return out;
+}
+
+// The audit rows with `outcome` ("refused", "suspended", ...), oldest first, whatever their
+// challenge: a refused create audits the id of a challenge that was never stored.
+inline std::vector<AuditRow> AuditWithOutcome(const std::string& db_path,
+                                              const std::string& outcome) {
+  return AuditWhere(db_path, "outcome", outcome);
 }
 
 inline std::string ReadWholeFile(const std::string& path) {
@@ -184,6 +202,162 @@ std::string CaptureStderr(Body body) {
   ::dup2(saved, STDERR_FILENO);
   ::close(saved);
   return ReadWholeFile(path);
+}
+
+// ---- The challenge service, wired for tests --------------------------------------------
+
+inline constexpr const char* kTestPhone = "+12065550100";  // US, masked "+1206*****00"
+
+// Every limit off: no rule in any list, no pumping guard, no resend cooldown. For the tests
+// that are not about limits; a test about one limit switches on only that one.
+inline LimitSettings NoLimits() {
+  LimitSettings s;
+  s.resend_cooldown_ms = 0;
+  s.user_sends.clear();
+  s.phone_sends.clear();
+  s.ip_sends.clear();
+  s.region_sends.clear();
+  s.global_sends.clear();
+  s.user_failures.clear();
+  s.ip_failures.clear();
+  s.exempt_numbers.clear();
+  s.pumping.enabled = false;
+  return s;
+}
+
+// 6-digit codes valid for 5 minutes.
+inline ChallengeSettings TestChallengeSettings(int max_attempts = 5,
+                                               std::string first_provider = "console") {
+  ChallengeSettings settings;
+  settings.code_length = 6;
+  settings.ttl_ms = 300'000;
+  settings.max_attempts = max_attempts;
+  settings.first_provider = std::move(first_provider);
+  return settings;
+}
+
+// A create request as ParseCreateRequest would make it for a US number.
+inline CreateRequest UsRequest(std::string user, std::string client_ip = "",
+                               std::string locale = "", std::string phone = kTestPhone) {
+  CreateRequest request;
+  request.user = std::move(user);
+  request.phone = std::move(phone);
+  request.region = "US";
+  request.locale = std::move(locale);
+  request.client_ip = std::move(client_ip);
+  return request;
+}
+
+// The code with its last digit changed: well-formed, never the right one.
+inline std::string WrongCode(const std::string& right) {
+  std::string wrong = right;
+  wrong.back() = static_cast<char>('0' + (wrong.back() - '0' + 1) % 10);
+  return wrong;
+}
+
+// A ChallengeService on a real SqliteStore (in a temporary folder, or on `db_path` when one
+// is given, so that a test can reopen the same file), with a FakeClock, FakeRandom and a
+// real Limiter. Every queued delivery counts in `wakes` and then calls `on_queued`, which
+// a test may set before it creates anything.
+struct ServiceFixture {
+  explicit ServiceFixture(ChallengeSettings challenge_settings = TestChallengeSettings(),
+                          LimitSettings limit_settings = NoLimits(),
+                          const std::string& db_path = "")
+      : path(db_path.empty() ? dir.File("otp.db") : db_path),
+        store(OpenStore(path)),
+        settings(std::move(challenge_settings)),
+        limiter(std::move(limit_settings)),
+        service(*store, keys, clock, random, limiter, settings, [this] {
+          wakes.fetch_add(1);
+          if (on_queued) on_queued();
+        }) {}
+
+  // Another service on the same store, clock and limiter, drawing from `other_random`
+  // (SodiumRandom for threads: FakeRandom's counter could hand two threads one id).
+  ChallengeService ServiceWith(RandomSource& other_random) {
+    return ChallengeService(*store, keys, clock, other_random, limiter, settings, [] {});
+  }
+
+  CreatedChallenge MustCreate(const CreateRequest& request) {
+    Result<CreatedChallenge> created = service.Create(request);
+    REQUIRE_MESSAGE(created.ok(),
+                    (created.ok() ? "" : created.error().code + ": " + created.error().message));
+    return *created;
+  }
+
+  // The code that was sealed for delivery, as the user would receive it.
+  std::string CodeOf(const std::string& id) {
+    Challenge c = LoadChallenge(*store, id);
+    REQUIRE(c.sealed_code.has_value());
+    Result<std::string> code = UnsealCode(keys, *c.sealed_code);
+    REQUIRE(code.ok());
+    return *code;
+  }
+
+  Delivery Latest(const std::string& id) {
+    std::optional<Delivery> d = LatestDelivery(*store, id);
+    REQUIRE(d.has_value());
+    return *d;
+  }
+
+  // Marks the challenge's latest delivery sent, as the delivery worker would.
+  void MarkSent(const std::string& id) {
+    MustTransact(*store, [&](StoreTx& tx) -> Status {
+      Result<std::optional<Delivery>> found = tx.FindLatestDelivery(id);
+      if (!found.ok()) return found.error();
+      if (!found->has_value()) return MakeError("no_delivery", "the challenge has no delivery");
+      Delivery d = **found;
+      d.state = DeliveryState::kSent;
+      return tx.UpdateDelivery(d);
+    });
+  }
+
+  std::vector<std::string> Trail(const std::string& id) { return AuditTrail(path, id); }
+
+  bool sodium_ready = (InitSodium(), true);
+  TempDir dir;
+  std::string path;
+  std::unique_ptr<SqliteStore> store;
+  CodeKeys keys{TestMasterKey()};
+  FakeClock clock;
+  FakeRandom random;
+  ChallengeSettings settings;
+  Limiter limiter;
+  std::atomic<int> wakes{0};
+  std::function<void()> on_queued;
+  ChallengeService service;
+};
+
+// Runs `count` threads that start together; thread i returns body(i), a Result<T>.
+template <typename T, typename Body>
+std::vector<Result<T>> RunTogetherResults(int count, Body body) {
+  std::atomic<bool> go{false};
+  std::atomic<int> ready{0};
+  std::vector<Result<T>> results(static_cast<std::size_t>(count),
+                                 Result<T>(MakeError("not_run", "")));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < count; ++i) {
+    threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      results[static_cast<std::size_t>(i)] = body(i);
+    });
+  }
+  while (ready.load() < count) std::this_thread::yield();
+  go.store(true);
+  for (std::thread& thread : threads) thread.join();
+  return results;
+}
+
+// The same, requiring every result to be ok.
+template <typename T, typename Body>
+std::vector<T> RunTogether(int count, Body body) {
+  std::vector<T> out;
+  for (const Result<T>& result : RunTogetherResults<T>(count, body)) {
+    REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().code));
+    out.push_back(*result);
+  }
+  return out;
 }
 
 }  // namespace sidecar::testing
