@@ -120,12 +120,15 @@ Status ChallengeService::Refuse(StoreTx& tx, const Challenge& challenge, const s
                                 const Refusal& refusal, const std::string& client_ip,
                                 TimeMs now) const {
   AuditEvent audit = Audit(challenge, event, "refused", client_ip, now);
+  // A refused create never stores its challenge; an id nobody can look up would mislead.
+  if (event == "create") audit.challenge_id.clear();
   audit.detail = "limit=" + refusal.limit +
                  " retry_after_ms=" + std::to_string(refusal.retry_after_ms);
   Status audited = tx.AppendAudit(audit);
   if (!audited.ok() || !refusal.region_newly_suspended) return audited;
 
   AuditEvent suspended = Audit(challenge, "region_suspend", "suspended", client_ip, now);
+  suspended.challenge_id = audit.challenge_id;
   suspended.detail = "region=" + challenge.region +
                      " cool_off_ms=" + std::to_string(refusal.retry_after_ms);
   return tx.AppendAudit(suspended);

@@ -171,6 +171,22 @@ void CheckNoMoreRequests(ScriptedServer& fake, std::size_t expected, Millis wind
   CHECK_MESSAGE(!more, "the fake saw " << fake.count() << " requests, expected " << expected);
 }
 
+// Starts a send that the fake Twilio holds, kills the sidecar with SIGKILL while it does,
+// and restarts it on the same database; returns the delivery as GET shows it after the
+// restart, once it has left queued/sending.
+HttpReply CrashMidSend(FakeTwilio& twilio, SidecarProcess& sidecar, std::string& id) {
+  {
+    httplib::Client client = sidecar.client();
+    id = CreateChallenge(client, "alice");
+    REQUIRE(twilio.WaitForCount(1));
+    CHECK(DeliveryState(WaitForDeliveryState(client, id, "sending", Millis(3000))) == "sending");
+  }
+  sidecar.Kill9();
+  sidecar.Restart();
+  httplib::Client client = sidecar.client();
+  return WaitForDeliveryEnd(client, id);
+}
+
 }  // namespace
 
 TEST_SUITE("providers") {
@@ -356,6 +372,55 @@ TEST_CASE("twilio: with resend_on_unknown a stalled send is sent again") {
   REQUIRE(twilio.count() == 2);
   std::vector<SeenRequest> seen = twilio.seen();
   CHECK(seen[0].field("Body") == seen[1].field("Body"));
+}
+
+TEST_CASE("twilio: a send cut short by a crash is unknown after the restart, not sent again") {
+  ProviderFiles files;
+  TestPki pki(files.dir, "twilio");
+  FakeReply stall;
+  stall.stall = true;
+  FakeTwilio twilio(&pki, {stall, FakeReply{}});
+  SidecarProcess sidecar(OneProvider(
+      "twilio", TwilioToml(twilio.base_url(), files.token_file, pki.ca_file) +
+                    DeliveryToml("request_timeout = \"30s\"\n")));
+  std::string id;
+  HttpReply view = CrashMidSend(twilio, sidecar, id);
+  INFO("GET: ", view.describe());
+  INFO("stderr: ", sidecar.stderr_text());
+  // Twilio may already have sent it.
+  CHECK(DeliveryState(view) == "unknown");
+  CHECK(DeliveryString(view, "error").find("interrupted") != std::string::npos);
+  CHECK(DeliveryAttempts(view) == 1);
+  CheckNoMoreRequests(twilio, 1, Millis(1500));
+  // The challenge itself is still live: the user can ask for a resend.
+  httplib::Client client = sidecar.client();
+  CHECK(StatusOf(client, id) == "pending");
+  HttpReply resent = ResendWhenAllowed(client, id);
+  CHECK(resent.status == 202);
+  CHECK(twilio.WaitForCount(2));
+  CHECK(DeliveryState(WaitForDeliveryEnd(client, id)) == "sent");
+}
+
+TEST_CASE("twilio: with resend_on_unknown a send cut short by a crash is sent again") {
+  ProviderFiles files;
+  TestPki pki(files.dir, "twilio");
+  FakeReply stall;
+  stall.stall = true;
+  FakeTwilio twilio(&pki, {stall, FakeReply{}});
+  SidecarProcess sidecar(OneProvider(
+      "twilio", TwilioToml(twilio.base_url(), files.token_file, pki.ca_file) +
+                    DeliveryToml("request_timeout = \"30s\"\nresend_on_unknown = true\n")));
+  std::string id;
+  HttpReply view = CrashMidSend(twilio, sidecar, id);
+  INFO("GET: ", view.describe());
+  INFO("stderr: ", sidecar.stderr_text());
+  CHECK(DeliveryState(view) == "sent");
+  CHECK(DeliveryAttempts(view) == 2);
+  REQUIRE(twilio.count() == 2);
+  std::vector<SeenRequest> seen = twilio.seen();
+  CHECK(seen[0].field("Body") == seen[1].field("Body"));
+  httplib::Client client = sidecar.client();
+  CHECK(VerifyById(client, id, CodeIn(seen[1].field("Body"))).str("status") == "approved");
 }
 
 TEST_CASE("twilio: a connection closed after the request arrived is recorded unknown") {
@@ -564,6 +629,76 @@ TEST_CASE("webhook provider failover: Twilio refusing the credentials hands the 
   CHECK(code == CodeIn(twilio.seen()[0].field("Body")));
   CHECK(VerifyById(client, id, code).str("status") == "approved");
   CheckNoMoreRequests(twilio, 1, Millis(300));
+}
+
+TEST_CASE("webhook provider failover: Twilio answering 5xx until max_retries hands the message on") {
+  ProviderFiles files;
+  TestPki pki(files.dir, "twilio");
+  FakeTwilio twilio(&pki, {TwilioErrorReply(503, 20503, "Service Unavailable")});
+  FakeWebhook webhook;
+  ServeProcess sidecar(ProvidersToml({"twilio", "webhook"}) +
+                       TwilioToml(twilio.base_url(), files.token_file, pki.ca_file) +
+                       WebhookToml(webhook.url(), files.secret_file) +
+                       DeliveryToml("max_retries = 1\n") + LimitsOffToml());
+  httplib::Client client = sidecar.client();
+
+  std::string id = CreateChallenge(client, "alice");
+  HttpReply view = WaitForDeliveryEnd(client, id);
+  INFO("GET: ", view.describe());
+  CHECK(DeliveryState(view) == "sent");
+  CHECK(DeliveryString(view, "provider") == "webhook");
+  CHECK(DeliveryAttempts(view) == 3);
+  CHECK(twilio.count() == 2);  // 1 + max_retries on Twilio
+  CHECK(webhook.count() == 1);
+}
+
+TEST_CASE("webhook provider failover: a bad number is not tried on the next provider") {
+  ProviderFiles files;
+  TestPki pki(files.dir, "twilio");
+  FakeTwilio twilio(&pki, {TwilioErrorReply(400, 21614, "'To' number is not a valid mobile "
+                                                        "number")});
+  FakeWebhook webhook;
+  ServeProcess sidecar(ProvidersToml({"twilio", "webhook"}) +
+                       TwilioToml(twilio.base_url(), files.token_file, pki.ca_file) +
+                       WebhookToml(webhook.url(), files.secret_file) + DeliveryToml() +
+                       LimitsOffToml());
+  httplib::Client client = sidecar.client();
+
+  std::string id = CreateChallenge(client, "alice");
+  HttpReply view = WaitForDeliveryEnd(client, id);
+  INFO("GET: ", view.describe());
+  CHECK(DeliveryState(view) == "failed");
+  CHECK(DeliveryString(view, "provider") == "twilio");
+  CHECK(DeliveryString(view, "error").find("invalid_number") != std::string::npos);
+  CheckNoMoreRequests(webhook, 0, Millis(1200));
+  CHECK(twilio.count() == 1);
+}
+
+TEST_CASE("webhook provider down: retries stop when the challenge expires") {
+  ProviderFiles files;
+  ReservedPort port;
+  std::string url = "http://127.0.0.1:" + std::to_string(port.port()) + "/sms/send";
+  SidecarProcess sidecar(OneProvider("webhook", "[code]\nttl = \"2s\"\n" +
+                                                    WebhookToml(url, files.secret_file) +
+                                                    DeliveryToml("max_retries = 20\n")));
+  httplib::Client client = sidecar.client();
+
+  std::string id = CreateChallenge(client, "alice");
+  HttpReply view;
+  bool ended = PollUntil(
+      [&] {
+        view = Get(client, ChallengePath(id));
+        return view.str("status") == "expired" && DeliveryState(view) == "failed";
+      },
+      Millis(8000), Millis(50));
+  INFO("GET: ", view.describe());
+  REQUIRE(ended);
+  CHECK(DeliveryString(view, "error") == "expired");
+  CHECK(DeliveryAttempts(view) >= 1);
+
+  port.Release();
+  FakeWebhook webhook({}, port.port());
+  CheckNoMoreRequests(webhook, 0, Millis(2000));
 }
 
 TEST_CASE("webhook provider down: a queued delivery goes out once the receiver is up") {
@@ -793,6 +928,26 @@ TEST_CASE("provider secrets: a token file readable by others stops serve and che
   CHECK((webhook.out + webhook.err).find(files.secret_file) != std::string::npos);
   CHECK((webhook.out + webhook.err).find(kWebhookSecret) == std::string::npos);
   CHECK((webhook.out + webhook.err).find(kTwilioToken) == std::string::npos);
+}
+
+TEST_CASE("twilio: check-config and serve refuse a ca_file that cannot be read") {
+  ProviderFiles files;
+  TempDir dir;
+  std::string config_path = dir.File("config.toml");
+  WriteFileBytes(config_path, ProvidersToml({"twilio"}) +
+                                  TwilioToml("https://127.0.0.1:9", files.token_file,
+                                             dir.File("missing-ca.pem")));
+  ExitResult checked = RunSidecarToExit(
+      {"check-config", "--config", config_path, "--database", dir.File("otp.db")}, dir.path());
+  INFO("check-config out: ", checked.out, " err: ", checked.err);
+  CHECK(checked.exit_code == 2);
+  CHECK((checked.out + checked.err).find("missing-ca.pem") != std::string::npos);
+  ExitResult served = RunSidecarToExit({"serve", "--listen", "127.0.0.1:0", "--database",
+                                        dir.File("otp.db"), "--config", config_path},
+                                       dir.path(), Millis(5000));
+  INFO("serve err: ", served.err);
+  CHECK(!served.timed_out);
+  CHECK(served.exit_code == 2);
 }
 
 TEST_CASE("provider secrets: relative names come from CREDENTIALS_DIRECTORY and env vars work") {
