@@ -16,16 +16,16 @@ file(READ "${OTP_SIDECAR_SOURCE_DIR}/systemd/otp-sidecar.service" unit)
 string(REPLACE "/usr/bin/otp-sidecar" "${prefix}/${OTP_SIDECAR_BINDIR}/otp-sidecar" unit "${unit}")
 string(REPLACE "/etc/otp-sidecar/" "${confdir}/" unit "${unit}")
 
-set(unit_path "$ENV{DESTDIR}${prefix}/lib/systemd/system/otp-sidecar.service")
-message(STATUS "Installing: ${unit_path}")
-file(WRITE "${unit_path}" "${unit}")
+# Written to a staging file first so that file(INSTALL) records it in the install manifest.
+set(staged_unit "${CMAKE_CURRENT_BINARY_DIR}/staged/otp-sidecar.service")
+file(WRITE "${staged_unit}" "${unit}")
+file(INSTALL "${staged_unit}" DESTINATION "$ENV{DESTDIR}${prefix}/lib/systemd/system")
 
 set(config_path "$ENV{DESTDIR}${confdir}/otp-sidecar.toml")
 if(EXISTS "${config_path}")
   # An operator's edited configuration is never overwritten.
   message(STATUS "Keeping: ${config_path}")
 else()
-  message(STATUS "Installing: ${config_path}")
   file(INSTALL "${OTP_SIDECAR_SOURCE_DIR}/etc/otp-sidecar.toml"
        DESTINATION "$ENV{DESTDIR}${confdir}")
 endif()

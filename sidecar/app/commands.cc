@@ -15,8 +15,8 @@
 #include "common/log.h"
 #include "config/key_file.h"
 #include "config/secrets.h"
-#include "delivery/encoding.h"
 #include "delivery/delivery_worker.h"
+#include "delivery/encoding.h"
 #include "http/server.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
@@ -34,6 +34,47 @@ namespace {
 
 constexpr int kExpireBatch = 500;
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names)
+    out += (out.empty() ? "" : ",") + name;
+  return out;
+}
+
+std::string FolderOf(const std::string& path) {
+  std::string::size_type slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A file serve must create or write: it must be writable if it exists, else its folder.
+void CheckWritable(const std::string& key, const std::string& path,
+                   std::vector<std::string>& problems) {
+  if (::access(path.c_str(), F_OK) == 0) {
+    if (::access(path.c_str(), W_OK) != 0)
+      problems.push_back(key + ": " + path + " is not writable");
+    return;
+  }
+  std::string folder = FolderOf(path);
+  if (::access(folder.c_str(), W_OK) != 0) {
+    problems.push_back(key + ": cannot create " + path + ": folder " + folder +
+                       " does not exist or is not writable");
+  }
+}
+
+// What serve would find wrong with the files it needs, before it touches any of them.
+std::vector<std::string> PathProblems(const Config& config) {
+  std::vector<std::string> problems;
+  CheckWritable("database", config.database, problems);
+  if (::access(config.key_file.c_str(), F_OK) != 0) {
+    CheckWritable("key_file", config.key_file, problems);
+  }
+  for (const std::string& name : config.sms_providers) {
+    if (name == "file") CheckWritable("sms.file.path", config.sms_file_path, problems);
+  }
+  return problems;
+}
+
 // Each template rendered with the longest code, measured as the SMS network will count it.
 std::vector<std::string> TemplateWarnings(const Config& config) {
   MessageSettings settings{config.sms_template, config.app_name, config.webotp_domain,
@@ -49,8 +90,8 @@ std::vector<std::string> TemplateWarnings(const Config& config) {
   for (const auto& [key, text] : named) {
     MessageEncoding encoding = MeasureMessage(text);
     if (encoding.segments > 1) {
-      warnings.push_back(key + ": renders to more than one SMS segment (" +
-                         encoding.ToString() + "); each segment is billed");
+      warnings.push_back(key + ": renders to more than one SMS segment (" + encoding.ToString() +
+                         "); each segment is billed");
     }
   }
   return warnings;
@@ -67,11 +108,16 @@ Result<std::unique_ptr<SmsProvider>> MakeTwilio(const Config& config) {
   Result<std::string> token = ReadSecret(twilio.auth_token_file, twilio.auth_token_env);
   if (!token.ok()) return token.error().WithContext("sms.twilio auth token");
 
-  TwilioSettings settings{twilio.account_sid,     twilio.api_key_sid,
-                          *token,                 twilio.from,
-                          twilio.messaging_service_sid, twilio.status_callback,
-                          twilio.base_url,        twilio.ca_file,
-                          config.delivery_connect_timeout_ms, config.delivery_request_timeout_ms};
+  TwilioSettings settings{twilio.account_sid,
+                          twilio.api_key_sid,
+                          *token,
+                          twilio.from,
+                          twilio.messaging_service_sid,
+                          twilio.status_callback,
+                          twilio.base_url,
+                          twilio.ca_file,
+                          config.delivery_connect_timeout_ms,
+                          config.delivery_request_timeout_ms};
   return std::unique_ptr<SmsProvider>(std::make_unique<TwilioProvider>(std::move(settings)));
 }
 
@@ -91,7 +137,8 @@ Result<std::unique_ptr<SmsProvider>> MakeProvider(const std::string& name, const
   if (name == "twilio") return MakeTwilio(config);
   if (name == "webhook") return MakeWebhook(config, clock);
   if (name == "file") {
-    return std::unique_ptr<SmsProvider>(std::make_unique<FileProvider>(config.sms_file_path, clock));
+    return std::unique_ptr<SmsProvider>(
+        std::make_unique<FileProvider>(config.sms_file_path, clock));
   }
   return std::unique_ptr<SmsProvider>(std::make_unique<ConsoleProvider>(STDOUT_FILENO));
 }
@@ -158,7 +205,7 @@ class Housekeeper {
   }
 
   ChallengeService& challenges_;
-  int sweeps_ = 0;  // used by the housekeeping thread only
+  int sweeps_ = 0;    // used by the housekeeping thread only
   std::mutex mutex_;  // guards stop_
   std::condition_variable cv_;
   bool stop_ = false;
@@ -187,7 +234,8 @@ class SignalWatcher {
   static sigset_t Set() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1})
+      sigaddset(&set, sig);
     return set;
   }
 
@@ -218,6 +266,12 @@ int RunServe(const Config& config) {
   if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   SetLogLevel(config.log_level);
 
+  // A provider that can never write would retry every code until it expires; refuse now.
+  std::vector<std::string> path_problems = PathProblems(config);
+  if (!path_problems.empty()) {
+    return Fail("cannot start", MakeError("invalid_config", path_problems.front()));
+  }
+
   Result<MasterKey> master = LoadOrCreateKeyFile(config.key_file, true);
   if (!master.ok()) return Fail("cannot load the key", master.error());
   CodeKeys keys(*master);
@@ -241,17 +295,16 @@ int RunServe(const Config& config) {
   delivery_settings.resend_on_unknown = config.delivery_resend_on_unknown;
   DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings);
 
-  ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms,
-                                       config.max_attempts, config.sms_providers.front()};
+  ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms, config.max_attempts,
+                                       config.sms_providers.front()};
   Limiter limiter(config.limits);
   PhoneValidator phones(config.phone);
   ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
                               [&worker] { worker.Wake(); });
   Api api(challenges, phones, clock);
-  HttpServer server(api, ServerSettings{config.listen_address, config.http_min_threads,
-                                        config.http_max_threads,
-                                        config.http_keep_alive_timeout_ms,
-                                        config.http_request_timeout_ms});
+  HttpServer server(
+      api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
+                          config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
 
   Result<int> port = server.Bind();
   if (!port.ok()) return Fail("cannot listen", port.error());
@@ -267,7 +320,7 @@ int RunServe(const Config& config) {
         {{"address", bound.ToString()},
          {"database", config.database},
          {"schema_version", std::to_string((*store)->schema_version())},
-         {"providers", config.sms_providers.front()},
+         {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});
     server.Serve();
   }
@@ -296,6 +349,9 @@ int RunCheckConfig(const Config& config) {
     std::printf("note: key_file %s does not exist yet; serve will create it\n",
                 config.key_file.c_str());
   }
+
+  for (const std::string& path_problem : PathProblems(config))
+    problem(path_problem);
 
   SystemClock clock;
   Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);

@@ -8,7 +8,9 @@ namespace {
 
 constexpr std::size_t kChallengeIdLength = 3 + 26;
 
-bool IsEnded(ChallengeStatus status) { return status != ChallengeStatus::kPending; }
+bool IsEnded(ChallengeStatus status) {
+  return status != ChallengeStatus::kPending;
+}
 
 VerifyStatus VerifyStatusForEnded(ChallengeStatus status) {
   switch (status) {
@@ -105,8 +107,8 @@ AuditEvent ChallengeService::Audit(const Challenge& challenge, std::string event
   return audit;
 }
 
-Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus status,
-                             TimeMs now, const std::string& why) const {
+Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus status, TimeMs now,
+                             const std::string& why) const {
   challenge.status = status;
   challenge.ended_at = now;
   challenge.sealed_code.reset();  // a code that can no longer be verified is never sent
@@ -122,15 +124,15 @@ Status ChallengeService::Refuse(StoreTx& tx, const Challenge& challenge, const s
   AuditEvent audit = Audit(challenge, event, "refused", client_ip, now);
   // A refused create never stores its challenge; an id nobody can look up would mislead.
   if (event == "create") audit.challenge_id.clear();
-  audit.detail = "limit=" + refusal.limit +
-                 " retry_after_ms=" + std::to_string(refusal.retry_after_ms);
+  audit.detail =
+      "limit=" + refusal.limit + " retry_after_ms=" + std::to_string(refusal.retry_after_ms);
   Status audited = tx.AppendAudit(audit);
   if (!audited.ok() || !refusal.region_newly_suspended) return audited;
 
   AuditEvent suspended = Audit(challenge, "region_suspend", "suspended", client_ip, now);
   suspended.challenge_id = audit.challenge_id;
-  suspended.detail = "region=" + challenge.region +
-                     " cool_off_ms=" + std::to_string(refusal.retry_after_ms);
+  suspended.detail =
+      "region=" + challenge.region + " cool_off_ms=" + std::to_string(refusal.retry_after_ms);
   return tx.AppendAudit(suspended);
 }
 
@@ -247,8 +249,7 @@ Result<VerifyResult> ChallengeService::Verify(
     // The budgets apply only where a code would be compared; answers about challenges that
     // ended cost nothing and reveal nothing.
     bool would_compare = challenge.status == ChallengeStatus::kPending &&
-                         now < challenge.expires_at &&
-                         challenge.attempts < challenge.max_attempts;
+                         now < challenge.expires_at && challenge.attempts < challenge.max_attempts;
     if (would_compare) {
       Result<std::optional<Refusal>> checked =
           limiter_.CheckVerify(tx, challenge.user, client_ip, now);
@@ -299,12 +300,11 @@ Result<VerifyResult> ChallengeService::Verify(
   return result;
 }
 
-Result<VerifyResult> ChallengeService::VerifyById(const std::string& id,
-                                                  const CodeAttempt& attempt,
+Result<VerifyResult> ChallengeService::VerifyById(const std::string& id, const CodeAttempt& attempt,
                                                   const std::string& client_ip) {
   if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
-  return Verify([&](StoreTx& tx) { return tx.FindChallenge(id); }, "challenge_not_found",
-                attempt, client_ip);
+  return Verify([&](StoreTx& tx) { return tx.FindChallenge(id); }, "challenge_not_found", attempt,
+                client_ip);
 }
 
 Result<VerifyResult> ChallengeService::VerifyByUser(const std::string& user,
@@ -369,9 +369,9 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
   if (!stored.ok()) return stored;
 
   if (not_pending) {
-    return MakeError("challenge_not_pending",
-                     "the challenge is " + std::string(ToString(*not_pending)) +
-                         "; start a new one");
+    return MakeError(
+        "challenge_not_pending",
+        "the challenge is " + std::string(ToString(*not_pending)) + "; start a new one");
   }
   if (refusal) {
     LogRefusal(*refusal, challenge);

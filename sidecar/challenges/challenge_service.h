@@ -71,7 +71,7 @@ struct VerifyResult {
 };
 
 struct ChallengeView {
-  Challenge challenge;  // status already "expired" if the deadline has passed
+  Challenge challenge;               // status already "expired" if the deadline has passed
   std::optional<Delivery> delivery;  // the latest one
 };
 

@@ -19,7 +19,8 @@ constexpr int kDigitsPerChunk = 9;
 void AppendLengthPrefixed(crypto_generichash_state& state, std::string_view part) {
   unsigned char length[4];
   auto n = static_cast<std::uint32_t>(part.size());
-  for (int i = 0; i < 4; ++i) length[i] = static_cast<unsigned char>(n >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    length[i] = static_cast<unsigned char>(n >> (8 * i));
   crypto_generichash_update(&state, length, sizeof length);
   crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(part.data()),
                             part.size());
@@ -48,7 +49,8 @@ std::string GenerateCode(int length, RandomSource& random) {
   while (remaining > 0) {
     int digits = remaining < kDigitsPerChunk ? remaining : kDigitsPerChunk;
     std::uint32_t bound = 1;
-    for (int i = 0; i < digits; ++i) bound *= 10;
+    for (int i = 0; i < digits; ++i)
+      bound *= 10;
 
     std::uint32_t value = random.Uniform(bound);
     std::string chunk(static_cast<std::size_t>(digits), '0');
@@ -111,10 +113,9 @@ Result<std::string> UnsealCode(const CodeKeys& keys, const Bytes& sealed) {
   }
 
   std::string code(sealed.size() - kOverhead, '\0');
-  int rc = crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(code.data()),
-                                      sealed.data() + crypto_secretbox_NONCEBYTES,
-                                      sealed.size() - crypto_secretbox_NONCEBYTES, sealed.data(),
-                                      keys.seal_key());
+  int rc = crypto_secretbox_open_easy(
+      reinterpret_cast<unsigned char*>(code.data()), sealed.data() + crypto_secretbox_NONCEBYTES,
+      sealed.size() - crypto_secretbox_NONCEBYTES, sealed.data(), keys.seal_key());
   if (rc != 0) {
     return MakeError("unseal_failed", "sealed code does not open with this key");
   }
@@ -124,7 +125,8 @@ Result<std::string> UnsealCode(const CodeKeys& keys, const Bytes& sealed) {
 std::string GenerateChallengeId(RandomSource& random) {
   static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
   std::string id = "ch_";
-  for (int i = 0; i < 26; ++i) id += kAlphabet[random.Uniform(32)];
+  for (int i = 0; i < 26; ++i)
+    id += kAlphabet[random.Uniform(32)];
   return id;
 }
 

@@ -73,7 +73,9 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
   return false;
 }
 
-void SetLogLevel(LogLevel level) { g_min_level.store(static_cast<int>(level)); }
+void SetLogLevel(LogLevel level) {
+  g_min_level.store(static_cast<int>(level));
+}
 
 std::string FormatLogLine(std::string_view timestamp, LogLevel level, std::string_view subsystem,
                           std::string_view message, std::initializer_list<LogField> fields) {
@@ -101,8 +103,8 @@ void Log(LogLevel level, std::string_view subsystem, std::string_view message,
          std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < g_min_level.load()) return;
 
-  std::string line = FormatLogLine(FormatRfc3339Millis(SystemClock().Now()), level, subsystem,
-                                   message, fields);
+  std::string line =
+      FormatLogLine(FormatRfc3339Millis(SystemClock().Now()), level, subsystem, message, fields);
   line += '\n';
 
   // A short write to stderr is not worth retrying in a loop that could spin; logs are

@@ -34,7 +34,8 @@ std::string MaskPhone(std::string_view e164) {
   if (masked.size() <= kKeepBack + 1) return std::string(masked.size(), '*');
 
   std::size_t front = masked.size() >= kKeepFront + kKeepBack + 3 ? kKeepFront : 1;
-  for (std::size_t i = front; i + kKeepBack < masked.size(); ++i) masked[i] = '*';
+  for (std::size_t i = front; i + kKeepBack < masked.size(); ++i)
+    masked[i] = '*';
   return masked;
 }
 

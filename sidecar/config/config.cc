@@ -1,19 +1,19 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <toml++/toml.h>
 
 #include <charconv>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "codes/codes.h"
 #include "common/time_format.h"
-#include "delivery/message.h"
 #include "config/sms_config.h"
 #include "config/toml_reader.h"
+#include "delivery/message.h"
 #include "limits/rate_rule.h"
 
 namespace sidecar {
@@ -118,8 +118,9 @@ bool IsPrintable(const std::string& text) {
 void CheckPhone(Config& config, Problems& problems) {
   PhoneSettings& phone = config.phone;
   if (!PhoneValidator::IsKnownRegion(phone.default_region)) {
-    problems.AddFor("phone.default_region", "\"" + phone.default_region +
-                    "\" is not an ISO 3166 region code that libphonenumber knows");
+    problems.AddFor("phone.default_region",
+                    "\"" + phone.default_region +
+                        "\" is not an ISO 3166 region code that libphonenumber knows");
   }
   for (const std::string& region : phone.allowed_regions) {
     if (!PhoneValidator::IsKnownRegion(region)) {
@@ -156,9 +157,10 @@ void CheckValues(Config& config, Problems& problems) {
   if (!listen.ok()) {
     problems.AddFor("listen", listen.error().message);
   } else if (!IsLoopbackHost(listen->host)) {
-    problems.AddFor("listen", config.listen +
-                    " is not a loopback address; otp-sidecar serves only its own host "
-                    "(127.0.0.1, ::1 or localhost)");
+    problems.AddFor("listen",
+                    config.listen +
+                        " is not a loopback address; otp-sidecar serves only its own host "
+                        "(127.0.0.1, ::1 or localhost)");
   } else {
     config.listen_address = *listen;
   }
@@ -252,8 +254,8 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
 
   int port = -1;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 ||
-      port > 65535 || port_text.empty()) {
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 || port > 65535 ||
+      port_text.empty()) {
     return invalid("has no valid port (0-65535)");
   }
 

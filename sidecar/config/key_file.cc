@@ -31,8 +31,8 @@ Status CreateKeyFile(const std::string& path) {
     if (errno == EEXIST) return OkStatus();
     return KeyError(path, std::string("cannot be created: ") + std::strerror(errno));
   }
-  bool written = ::write(fd, hex, sizeof hex) == static_cast<ssize_t>(sizeof hex) &&
-                 ::fsync(fd) == 0;
+  bool written =
+      ::write(fd, hex, sizeof hex) == static_cast<ssize_t>(sizeof hex) && ::fsync(fd) == 0;
   sodium_memzero(hex, sizeof hex);
   ::close(fd);
   if (!written) {
@@ -65,10 +65,10 @@ Result<MasterKey> ReadKeyFile(const std::string& path) {
   MasterKey key;
   std::size_t decoded = 0;
   const char* hex_end = nullptr;
-  bool valid = size == kHexSize &&
-               sodium_hex2bin(key.data(), key.size(), buffer, size, nullptr, &decoded,
-                              &hex_end) == 0 &&
-               decoded == key.size() && hex_end == buffer + kHexSize;
+  bool valid =
+      size == kHexSize &&
+      sodium_hex2bin(key.data(), key.size(), buffer, size, nullptr, &decoded, &hex_end) == 0 &&
+      decoded == key.size() && hex_end == buffer + kHexSize;
   sodium_memzero(buffer, sizeof buffer);
   if (!valid) return KeyError(path, "must hold exactly 64 hex characters");
   return key;

@@ -29,7 +29,8 @@ bool IsLocaleKey(const std::string& tag) {
 }
 
 std::string Lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (char& c : text) {
     if (c == '_') c = '-';
   }
@@ -96,11 +97,10 @@ bool IsHttpUrl(const std::string& url) {
 }
 
 void CheckSecretSource(const std::string& section, const std::string& file_key,
-                       const std::string& file, const std::string& env_key,
-                       const std::string& env, Problems& problems) {
+                       const std::string& file, const std::string& env_key, const std::string& env,
+                       Problems& problems) {
   if (file.empty() == env.empty()) {
-    problems.AddFor(section + "." + file_key,
-                    "set exactly one of " + file_key + " and " + env_key);
+    problems.AddFor(section + "." + file_key, "set exactly one of " + file_key + " and " + env_key);
   }
 }
 
@@ -115,8 +115,7 @@ void CheckTwilio(const TwilioConfig& twilio, Problems& problems) {
                     twilio.auth_token_env, problems);
   if (twilio.from.empty() == twilio.messaging_service_sid.empty()) {
     problems.AddFor("sms.twilio.from", "set exactly one of from and messaging_service_sid");
-  } else if (!twilio.messaging_service_sid.empty() &&
-             !IsSid(twilio.messaging_service_sid, "MG")) {
+  } else if (!twilio.messaging_service_sid.empty() && !IsSid(twilio.messaging_service_sid, "MG")) {
     problems.AddFor("sms.twilio.messaging_service_sid", "must be \"MG\" and 32 hex digits");
   }
   if (!IsHttpUrl(twilio.base_url)) {

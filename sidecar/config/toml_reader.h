@@ -3,12 +3,13 @@
 // Internal to config/: reading TOML tables with type checks, collecting every problem
 // with its file, line and key. Nothing outside config/ includes this.
 
+#include <toml++/toml.h>
+
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <string_view>
-#include <toml++/toml.h>
 #include <vector>
 
 #include "common/result.h"

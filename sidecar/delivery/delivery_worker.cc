@@ -40,7 +40,9 @@ DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& 
       providers_(std::move(providers)),
       settings_(std::move(settings)) {}
 
-DeliveryWorker::~DeliveryWorker() { Stop(); }
+DeliveryWorker::~DeliveryWorker() {
+  Stop();
+}
 
 Status DeliveryWorker::RecoverInterrupted() {
   TimeMs now = clock_.Now();
@@ -52,8 +54,8 @@ Status DeliveryWorker::RecoverInterrupted() {
     if (!sending.ok()) return sending.error();
     for (Delivery& d : *sending) {
       SmsProvider* provider = ProviderNamed(d.provider);
-      bool repeat = settings_.resend_on_unknown || provider == nullptr ||
-                    provider->repeats_are_harmless();
+      bool repeat =
+          settings_.resend_on_unknown || provider == nullptr || provider->repeats_are_harmless();
       d.state = repeat ? DeliveryState::kQueued : DeliveryState::kUnknown;
       d.error = repeat ? "" : "interrupted by a restart while the provider had it";
       d.next_attempt_at = now;
@@ -90,7 +92,8 @@ void DeliveryWorker::Stop() {
     stop_ = true;
   }
   wake_cv_.notify_all();
-  for (std::thread& thread : threads_) thread.join();
+  for (std::thread& thread : threads_)
+    thread.join();
   threads_.clear();
 }
 
@@ -105,7 +108,8 @@ void DeliveryWorker::Wake() {
 int DeliveryWorker::in_flight() const {
   std::lock_guard<std::mutex> lock(mutex_);
   int total = 0;
-  for (const auto& [name, count] : in_flight_) total += count;
+  for (const auto& [name, count] : in_flight_)
+    total += count;
   return total;
 }
 
@@ -127,7 +131,8 @@ void DeliveryWorker::Run() {
       return OkStatus();
     });
     if (!next.ok()) {
-      Log(LogLevel::kError, "delivery", "cannot read the outbox", {{"error", next.error().message}});
+      Log(LogLevel::kError, "delivery", "cannot read the outbox",
+          {{"error", next.error().message}});
     }
     // Due work this thread could not take belongs to a provider at its in-flight limit (or
     // another thread took it): wait for a send to finish rather than spin.
@@ -201,7 +206,8 @@ std::optional<DeliveryJob> DeliveryWorker::Claim(TimeMs now) {
     return tx.UpdateDelivery(job->delivery);
   });
   if (!claimed.ok()) {
-    Log(LogLevel::kError, "delivery", "cannot claim a delivery", {{"error", claimed.error().message}});
+    Log(LogLevel::kError, "delivery", "cannot claim a delivery",
+        {{"error", claimed.error().message}});
     return std::nullopt;
   }
   if (job) {
@@ -227,11 +233,13 @@ bool DeliveryWorker::DeliverOne() {
 
   SendOutcome outcome;
   bool provider_at_fault = true;
-  Result<std::string> code = job->challenge.sealed_code
-                                 ? UnsealCode(keys_, *job->challenge.sealed_code)
-                                 : Result<std::string>(MakeError("unseal_failed", "no sealed code"));
+  Result<std::string> code =
+      job->challenge.sealed_code
+          ? UnsealCode(keys_, *job->challenge.sealed_code)
+          : Result<std::string>(MakeError("unseal_failed", "no sealed code"));
   if (!code.ok()) {
-    outcome = SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
+    outcome =
+        SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
     provider_at_fault = false;
   } else {
     SmsMessage message{job->challenge.phone,
@@ -283,8 +291,8 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
       bool worth_failover = provider_at_fault && (!permanent || outcome.provider_failure);
       SmsProvider* next = give_up_here && worth_failover ? ProviderAfter(d.provider) : nullptr;
       if (!give_up_here) {
-        std::int64_t delay = outcome.retry_after_ms > 0 ? outcome.retry_after_ms
-                                                        : Backoff(d.provider_attempts);
+        std::int64_t delay =
+            outcome.retry_after_ms > 0 ? outcome.retry_after_ms : Backoff(d.provider_attempts);
         d.state = DeliveryState::kQueued;
         d.next_attempt_at = now + delay;
       } else if (next != nullptr) {

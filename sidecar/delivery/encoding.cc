@@ -10,8 +10,8 @@ namespace {
 // The GSM 03.38 default alphabet outside ASCII letters, digits and most punctuation.
 constexpr std::array<char32_t, 44> kGsmBasicExtra = {
     U'@', U'£', U'$', U'¥', U'è', U'é', U'ù', U'ì', U'ò', U'Ç', U'\n', U'Ø', U'ø', U'\r', U'Å',
-    U'å', U'Δ', U'_', U'Φ', U'Γ', U'Λ', U'Ω', U'Π', U'Ψ', U'Σ', U'Θ', U'Ξ', U'Æ', U'æ', U'ß',
-    U'É', U'¤', U'¡', U'Ä', U'Ö', U'Ñ', U'Ü', U'§', U'¿', U'ä', U'ö', U'ñ', U'ü', U'à',
+    U'å', U'Δ', U'_', U'Φ', U'Γ', U'Λ', U'Ω', U'Π', U'Ψ', U'Σ', U'Θ',  U'Ξ', U'Æ', U'æ',  U'ß',
+    U'É', U'¤', U'¡', U'Ä', U'Ö', U'Ñ', U'Ü', U'§', U'¿', U'ä', U'ö',  U'ñ', U'ü', U'à',
 };
 constexpr std::array<char32_t, 10> kGsmExtension = {
     U'\f', U'^', U'{', U'}', U'\\', U'[', U'~', U']', U'|', U'€',
@@ -99,8 +99,8 @@ MessageEncoding MeasureMessage(std::string_view text) {
   MessageEncoding encoding;
   encoding.gsm7 = gsm7;
   encoding.units = gsm7 ? septets : utf16_units;
-  encoding.segments = gsm7 ? Segments(septets, kGsmSingle, kGsmPart)
-                           : Segments(utf16_units, kUcsSingle, kUcsPart);
+  encoding.segments =
+      gsm7 ? Segments(septets, kGsmSingle, kGsmPart) : Segments(utf16_units, kUcsSingle, kUcsPart);
   return encoding;
 }
 

@@ -11,8 +11,8 @@ namespace sidecar {
 
 struct MessageEncoding {
   bool gsm7 = true;
-  int units = 0;     // septets for GSM-7, UTF-16 code units for UCS-2
-  int segments = 0;  // 1 up to 160 septets / 70 units; then 153 / 67 per segment
+  int units = 0;                 // septets for GSM-7, UTF-16 code units for UCS-2
+  int segments = 0;              // 1 up to 160 septets / 70 units; then 153 / 67 per segment
   std::string ToString() const;  // "GSM-7, 92 septets, 1 segment"
 };
 

@@ -50,9 +50,8 @@ Status ValidateTemplate(std::string_view template_text) {
         if (name == "code") {
           ++code_count;
         } else if (name != "app" && name != "minutes") {
-          return MakeError("invalid_template",
-                           "unknown placeholder {" + std::string(name) +
-                               "}; known are {code}, {app} and {minutes}");
+          return MakeError("invalid_template", "unknown placeholder {" + std::string(name) +
+                                                   "}; known are {code}, {app} and {minutes}");
         }
         return OkStatus();
       });
@@ -84,7 +83,8 @@ Status ValidateWebOtpDomain(std::string_view domain) {
   std::size_t start = 0;
   while (valid) {
     std::size_t dot = domain.find('.', start);
-    std::string_view label = domain.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    std::string_view label =
+        domain.substr(start, dot == std::string_view::npos ? dot : dot - start);
     valid = IsHostLabel(label);
     if (dot == std::string_view::npos) break;
     start = dot + 1;

@@ -14,9 +14,8 @@ namespace {
 using nlohmann::json;
 
 HttpResponse JsonResponse(int status, const json& body) {
-  return HttpResponse{status, "application/json",
-                      body.dump(-1, ' ', false, json::error_handler_t::replace),
-                      {}};
+  return HttpResponse{
+      status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
 }
 
 HttpResponse MethodNotAllowed(const std::string& path, const std::string& allow) {
@@ -31,8 +30,10 @@ HttpResponse MethodNotAllowed(const std::string& path, const std::string& allow)
 bool AcceptableContentType(const std::string& header) {
   if (header.empty()) return true;
   std::string type = header.substr(0, header.find(';'));
-  while (!type.empty() && type.back() == ' ') type.pop_back();
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (!type.empty() && type.back() == ' ')
+    type.pop_back();
+  for (char& c : type)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return type == "application/json";
 }
 
@@ -60,11 +61,11 @@ json DeliveryJson(const std::optional<Delivery>& delivery) {
   json out = {{"state", std::string(ToString(delivery->state))},
               {"provider", delivery->provider},
               {"attempts", delivery->attempts}};
-  out["provider_message_id"] = delivery->provider_message_id.empty()
-                                   ? json(nullptr)
-                                   : json(delivery->provider_message_id);
+  out["provider_message_id"] =
+      delivery->provider_message_id.empty() ? json(nullptr) : json(delivery->provider_message_id);
   out["error"] = delivery->error.empty() ? json(nullptr) : json(delivery->error);
-  out["sent_at"] = delivery->sent_at ? json(FormatRfc3339Millis(*delivery->sent_at)) : json(nullptr);
+  out["sent_at"] =
+      delivery->sent_at ? json(FormatRfc3339Millis(*delivery->sent_at)) : json(nullptr);
   return out;
 }
 

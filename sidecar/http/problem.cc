@@ -52,7 +52,9 @@ const ProblemKind& KindFor(const std::string& code) {
 
 }  // namespace
 
-int StatusForErrorCode(const std::string& code) { return KindFor(code).status; }
+int StatusForErrorCode(const std::string& code) {
+  return KindFor(code).status;
+}
 
 std::int64_t RetryAfterSeconds(std::int64_t retry_after_ms) {
   // Rounded up: a caller that waits the advertised time must not be refused again.
@@ -74,8 +76,7 @@ Problem MakeProblem(const Error& error, const std::string& instance) {
   if (!error.field.empty()) body["field"] = error.field;
   if (!instance.empty()) body["instance"] = instance;
   if (error.retry_after_ms > 0) body["retry_after"] = RetryAfterSeconds(error.retry_after_ms);
-  return Problem{kind.status,
-                 body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  return Problem{kind.status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 }  // namespace sidecar

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-
 namespace sidecar {
 namespace {
 
@@ -58,10 +57,10 @@ Result<std::string> RequiredString(const json& object, const char* field, std::s
     return MakeError("missing_field", std::string("\"") + field + "\" must not be empty", field);
   }
   if (value.size() > max_bytes) {
-    return MakeError("invalid_field",
-                     std::string("\"") + field + "\" is longer than " +
-                         std::to_string(max_bytes) + " bytes",
-                     field);
+    return MakeError(
+        "invalid_field",
+        std::string("\"") + field + "\" is longer than " + std::to_string(max_bytes) + " bytes",
+        field);
   }
   return value;
 }

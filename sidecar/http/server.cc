@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "codes/random.h"
-#include "http/requests.h"
 #include "common/log.h"
+#include "http/requests.h"
 
 namespace sidecar {
 namespace {
@@ -28,7 +28,8 @@ class ElasticThreadPool final : public httplib::TaskQueue {
  public:
   ElasticThreadPool(int min_threads, int max_threads) : max_(max_threads) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (int i = 0; i < min_threads; ++i) SpawnLocked();
+    for (int i = 0; i < min_threads; ++i)
+      SpawnLocked();
   }
 
   ~ElasticThreadPool() override { shutdown(); }
@@ -49,11 +50,14 @@ class ElasticThreadPool final : public httplib::TaskQueue {
       stopping_ = true;
     }
     cv_.notify_all();
-    for (std::thread& thread : threads_) thread.join();
+    for (std::thread& thread : threads_)
+      thread.join();
   }
 
  private:
-  void SpawnLocked() { threads_.emplace_back([this] { Work(); }); }
+  void SpawnLocked() {
+    threads_.emplace_back([this] { Work(); });
+  }
 
   void Work() {
     while (true) {
@@ -107,7 +111,8 @@ std::string RequestIdFor(const httplib::Request& req) {
 
 void Apply(const HttpResponse& from, httplib::Response& to) {
   to.status = from.status;
-  for (const auto& [name, value] : from.headers) to.set_header(name, value);
+  for (const auto& [name, value] : from.headers)
+    to.set_header(name, value);
   if (!from.content_type.empty()) to.set_content(from.body, from.content_type.c_str());
 }
 
@@ -165,9 +170,9 @@ void HttpServer::Configure() {
     Apply(api_.Handle(request), res);
     res.set_header("X-Request-Id", request_id);
 
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                          started)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
     char duration[32];
     std::snprintf(duration, sizeof duration, "%.3f", ms);
     Log(LogLevel::kInfo, "http", "request",
@@ -189,24 +194,30 @@ void HttpServer::Configure() {
 
   // Answers the library produced itself (oversized body, unparsable request line) become
   // problems too, so every error a caller sees has the same shape.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
+  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                   httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string code = ErrorCodeForStatus(res.status);
     HttpResponse problem = ProblemResponse(MakeError(code, "the request was refused"), req.path);
     res.status = problem.status == 500 && res.status < 500 ? res.status : problem.status;
     res.set_content(problem.body, problem.content_type.c_str());
+    std::string request_id = RequestIdFor(req);
+    res.set_header("X-Request-Id", request_id);
     Log(LogLevel::kInfo, "http", "request refused",
-        {{"status", std::to_string(res.status)}, {"code", code}, {"remote", req.remote_addr}});
+        {{"request_id", request_id},
+         {"method", req.method},
+         {"path", req.path.substr(0, 200)},
+         {"status", std::to_string(res.status)},
+         {"code", code},
+         {"remote", req.remote_addr}});
     return httplib::Server::HandlerResponse::Handled;
   }));
-  server.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-        HttpResponse problem =
-            ProblemResponse(MakeError("internal_error", "internal error"), req.path);
-        Apply(problem, res);
-        Log(LogLevel::kError, "http", "handler threw", {{"path", req.path.substr(0, 200)}});
-      });
+  server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                                  std::exception_ptr) {
+    HttpResponse problem = ProblemResponse(MakeError("internal_error", "internal error"), req.path);
+    Apply(problem, res);
+    Log(LogLevel::kError, "http", "handler threw", {{"path", req.path.substr(0, 200)}});
+  });
 }
 
 Result<int> HttpServer::Bind() {
@@ -235,8 +246,12 @@ Result<int> HttpServer::Bind() {
   return port;
 }
 
-void HttpServer::Serve() { server_->listen_after_bind(); }
+void HttpServer::Serve() {
+  server_->listen_after_bind();
+}
 
-void HttpServer::Stop() { server_->stop(); }
+void HttpServer::Stop() {
+  server_->stop();
+}
 
 }  // namespace sidecar

@@ -11,7 +11,8 @@ constexpr char kGlobalKey[] = "*";
 
 std::int64_t LongestWindow(const std::vector<RateRule>& rules) {
   std::int64_t longest = 0;
-  for (const RateRule& rule : rules) longest = std::max(longest, rule.window_ms);
+  for (const RateRule& rule : rules)
+    longest = std::max(longest, rule.window_ms);
   return longest;
 }
 
@@ -46,8 +47,7 @@ Result<std::optional<Refusal>> Limiter::CheckScope(StoreTx& tx, const Scope& sco
   // The request waits for the longest of the rules it breaks.
   std::optional<Refusal> refusal;
   for (const RateRule& rule : *scope.rules) {
-    auto first_in_window =
-        std::upper_bound(times->begin(), times->end(), now - rule.window_ms);
+    auto first_in_window = std::upper_bound(times->begin(), times->end(), now - rule.window_ms);
     auto in_window = static_cast<int>(times->end() - first_in_window);
     if (in_window < rule.count) continue;
 
@@ -59,8 +59,7 @@ Result<std::optional<Refusal>> Limiter::CheckScope(StoreTx& tx, const Scope& sco
   return refusal;
 }
 
-Status Limiter::CountIn(StoreTx& tx, const Scope& scope, const std::string& key,
-                        TimeMs now) const {
+Status Limiter::CountIn(StoreTx& tx, const Scope& scope, const std::string& key, TimeMs now) const {
   if (scope.rules->empty() || key.empty()) return OkStatus();
   Status added = tx.AddLimitEvent(scope.name, key, now);
   if (!added.ok()) return added;
@@ -148,7 +147,8 @@ Result<std::optional<Refusal>> Limiter::CheckVerify(StoreTx& tx, const std::stri
 Status Limiter::RecordFailure(StoreTx& tx, const std::string& user, const std::string& client_ip,
                               TimeMs now) const {
   Status counted = CountIn(tx, Scope{"user_failures", &settings_.user_failures}, user, now);
-  if (counted.ok()) counted = CountIn(tx, Scope{"ip_failures", &settings_.ip_failures}, client_ip, now);
+  if (counted.ok())
+    counted = CountIn(tx, Scope{"ip_failures", &settings_.ip_failures}, client_ip, now);
   if (!counted.ok()) return counted;
 
   Result<FailureStreak> streak = tx.FindFailureStreak(user);
@@ -167,9 +167,9 @@ Status Limiter::RecordApproval(StoreTx& tx, const std::string& user, const std::
 
 Status Limiter::Prune(StoreTx& tx, TimeMs now) const {
   std::vector<Scope> scopes = {
-      {"user_sends", &settings_.user_sends},       {"phone_sends", &settings_.phone_sends},
-      {"ip_sends", &settings_.ip_sends},           {"region_sends", &settings_.region_sends},
-      {"global_sends", &settings_.global_sends},   {"user_failures", &settings_.user_failures},
+      {"user_sends", &settings_.user_sends},     {"phone_sends", &settings_.phone_sends},
+      {"ip_sends", &settings_.ip_sends},         {"region_sends", &settings_.region_sends},
+      {"global_sends", &settings_.global_sends}, {"user_failures", &settings_.user_failures},
       {"ip_failures", &settings_.ip_failures},
   };
   for (const Scope& scope : scopes) {

@@ -54,7 +54,7 @@ struct LimitSettings {
 inline constexpr int kMaxConsecutiveFailures = 100;
 
 struct Refusal {
-  std::string limit;              // the problem code: "phone_sends", "region_suspended", ...
+  std::string limit;  // the problem code: "phone_sends", "region_suspended", ...
   std::int64_t retry_after_ms = 0;
   bool region_newly_suspended = false;  // this request tripped the pumping guard
 };
@@ -102,8 +102,8 @@ class Limiter {
     const std::vector<RateRule>* rules;
   };
 
-  Result<std::optional<Refusal>> CheckScope(StoreTx& tx, const Scope& scope,
-                                            const std::string& key, TimeMs now) const;
+  Result<std::optional<Refusal>> CheckScope(StoreTx& tx, const Scope& scope, const std::string& key,
+                                            TimeMs now) const;
   Status CountIn(StoreTx& tx, const Scope& scope, const std::string& key, TimeMs now) const;
   Result<std::optional<Refusal>> CheckPumping(StoreTx& tx, const std::string& region,
                                               TimeMs now) const;

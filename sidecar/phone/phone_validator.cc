@@ -37,7 +37,9 @@ std::string TypeName(PhoneNumberUtil::PhoneNumberType type) {
   return "unknown";
 }
 
-Error Invalid(const std::string& why) { return MakeError("invalid_phone", why, "phone"); }
+Error Invalid(const std::string& why) {
+  return MakeError("invalid_phone", why, "phone");
+}
 
 bool Contains(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
@@ -52,7 +54,8 @@ PhoneValidator::PhoneValidator(PhoneSettings settings) : settings_(std::move(set
 Result<PhoneNumberInfo> PhoneValidator::Parse(std::string_view input) const {
   if (input.size() > kMaxInputBytes) return Invalid("the phone number is too long");
   for (unsigned char c : input) {
-    if (c < 0x20 && c != ' ' && c != '\t') return Invalid("the phone number holds control characters");
+    if (c < 0x20 && c != ' ' && c != '\t')
+      return Invalid("the phone number holds control characters");
   }
 
   const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
@@ -101,7 +104,8 @@ bool PhoneValidator::IsKnownType(const std::string& type) {
 
 std::vector<std::string> PhoneValidator::KnownTypes() {
   std::vector<std::string> names;
-  for (const auto& [value, name] : kTypeNames) names.emplace_back(name);
+  for (const auto& [value, name] : kTypeNames)
+    names.emplace_back(name);
   return names;
 }
 

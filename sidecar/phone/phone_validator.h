@@ -14,7 +14,7 @@
 namespace sidecar {
 
 struct PhoneSettings {
-  std::string default_region = "US";             // for numbers written without "+"
+  std::string default_region = "US";              // for numbers written without "+"
   std::vector<std::string> allowed_regions = {};  // empty: the default region only
   // libphonenumber number types that are refused, in lower case.
   std::vector<std::string> blocked_types = {"premium_rate", "shared_cost", "uan", "pager",

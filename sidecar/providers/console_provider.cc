@@ -24,8 +24,8 @@ bool WriteAll(int fd, const std::string& text) {
 ConsoleProvider::ConsoleProvider(int fd) : fd_(fd) {}
 
 SendOutcome ConsoleProvider::Send(const SmsMessage& message) {
-  std::string text = "--- SMS to " + message.to + " (challenge " + message.challenge_id +
-                     ")\n" + message.body + "\n---\n";
+  std::string text = "--- SMS to " + message.to + " (challenge " + message.challenge_id + ")\n" +
+                     message.body + "\n---\n";
 
   std::lock_guard<std::mutex> lock(mutex_);
   if (!WriteAll(fd_, text)) {

@@ -26,8 +26,8 @@
 //
 // A connection the server closes without answering is a retry when the close arrives
 // before the whole request was written, and unknown after; a server that accepts and closes
-// at once is usually unknown, since a request this small is written before the close
-// arrives. Each Send opens its own connection (no keep-alive), so a stale pooled connection
+// at once may land on either side, depending on whether the close or the request's bytes
+// win the race. Each Send opens its own connection (no keep-alive), so a stale pooled connection
 // can never be mistaken for a lost answer. The timeouts bound each wait for the server
 // (connecting, each write, each read), not the exchange as a whole.
 //

@@ -24,8 +24,7 @@ constexpr std::array<std::pair<DeliveryState, std::string_view>, 5> kDeliverySta
 }};
 
 template <typename Enum, std::size_t N>
-std::string_view NameOf(const std::array<std::pair<Enum, std::string_view>, N>& names,
-                        Enum value) {
+std::string_view NameOf(const std::array<std::pair<Enum, std::string_view>, N>& names, Enum value) {
   for (const auto& [candidate, name] : names) {
     if (candidate == value) return name;
   }
@@ -33,8 +32,8 @@ std::string_view NameOf(const std::array<std::pair<Enum, std::string_view>, N>& 
 }
 
 template <typename Enum, std::size_t N>
-bool ValueOf(const std::array<std::pair<Enum, std::string_view>, N>& names,
-             std::string_view text, Enum* value) {
+bool ValueOf(const std::array<std::pair<Enum, std::string_view>, N>& names, std::string_view text,
+             Enum* value) {
   for (const auto& [candidate, name] : names) {
     if (name == text) {
       *value = candidate;
@@ -54,7 +53,9 @@ bool ParseChallengeStatus(std::string_view text, ChallengeStatus* status) {
   return ValueOf(kChallengeStatusNames, text, status);
 }
 
-std::string_view ToString(DeliveryState state) { return NameOf(kDeliveryStateNames, state); }
+std::string_view ToString(DeliveryState state) {
+  return NameOf(kDeliveryStateNames, state);
+}
 
 bool ParseDeliveryState(std::string_view text, DeliveryState* state) {
   return ValueOf(kDeliveryStateNames, text, state);

@@ -1,6 +1,8 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <unordered_map>
 
@@ -93,8 +95,7 @@ class Statement {
   }
   void Bind(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
   void Bind(int index, const Bytes& bytes) {
-    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
-                      SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
   }
   void Bind(int index, const std::optional<Bytes>& bytes) {
     if (bytes) {
@@ -128,8 +129,9 @@ class Statement {
   std::string Text(int column) const {
     const unsigned char* text = sqlite3_column_text(stmt_, column);
     int size = sqlite3_column_bytes(stmt_, column);
-    return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text),
-                                                         static_cast<std::size_t>(size));
+    return text == nullptr
+               ? std::string()
+               : std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size));
   }
   std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
@@ -201,8 +203,7 @@ std::string Sql(const char* head, const char* columns, const char* tail) {
 class SqliteStore::Tx final : public StoreTx {
  public:
   using StoreTx::FindDueDelivery;
-  Tx(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache)
-      : db_(db), cache_(cache) {}
+  Tx(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache) : db_(db), cache_(cache) {}
 
   Status InsertChallenge(const Challenge& c) override {
     auto s = Prepare(
@@ -339,13 +340,13 @@ class SqliteStore::Tx final : public StoreTx {
     }
     std::string sql =
         "SELECT d.id, d.challenge_id, d.state, d.provider, d.provider_message_id, "
-          "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
-          "d.updated_at, d.sent_at, "
-          "c.id, c.user, c.phone, c.locale, c.client_ip, c.status, c.code_hash, c.sealed_code, "
-          "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at, c.region "
-          "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
-          "WHERE d.state = 'queued' AND d.next_attempt_at <= ?1 "
-          "AND c.status = 'pending' AND c.expires_at > ?1 " +
+        "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
+        "d.updated_at, d.sent_at, "
+        "c.id, c.user, c.phone, c.locale, c.client_ip, c.status, c.code_hash, c.sealed_code, "
+        "c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at, c.region "
+        "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
+        "WHERE d.state = 'queued' AND d.next_attempt_at <= ?1 "
+        "AND c.status = 'pending' AND c.expires_at > ?1 " +
         (skip.empty() ? std::string() : "AND d.provider NOT IN (" + skip + ") ") +
         "ORDER BY d.next_attempt_at, d.id LIMIT 1";
     auto s = Prepare(sql);
@@ -372,8 +373,8 @@ class SqliteStore::Tx final : public StoreTx {
   }
 
   Result<std::vector<Delivery>> FindSendingDeliveries() override {
-    auto s = Prepare(Sql("SELECT ", kDeliveryColumns,
-                         " FROM deliveries WHERE state = 'sending' ORDER BY id"));
+    auto s = Prepare(
+        Sql("SELECT ", kDeliveryColumns, " FROM deliveries WHERE state = 'sending' ORDER BY id"));
     if (!s.ok()) return s.error();
     std::vector<Delivery> out;
     while (true) {
@@ -551,8 +552,8 @@ class SqliteStore::Tx final : public StoreTx {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
       sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt,
-                             nullptr) != SQLITE_OK) {
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+          SQLITE_OK) {
         return SqliteError(db_, "preparing statement");
       }
       it = cache_.emplace(sql, stmt).first;
@@ -560,8 +561,7 @@ class SqliteStore::Tx final : public StoreTx {
     return std::make_unique<Statement>(db_, it->second);
   }
 
-  Result<std::optional<Challenge>> QueryOneChallenge(const std::string& sql,
-                                                     std::string_view key,
+  Result<std::optional<Challenge>> QueryOneChallenge(const std::string& sql, std::string_view key,
                                                      const char* context) {
     auto s = Prepare(sql);
     if (!s.ok()) return s.error();
@@ -603,12 +603,17 @@ Status Configure(sqlite3* db) {
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  // The database holds phone numbers and user names: a new file is made for its owner only
+  // (SQLite gives the -wal and -shm files the same mode). An empty file is a valid database.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-    Error error = MakeError("storage_unavailable",
-                            "opening database " + path + ": " +
-                                (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
+    Error error = MakeError(
+        "storage_unavailable",
+        "opening database " + path + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
     sqlite3_close(db);
     return error;
   }
@@ -632,7 +637,8 @@ SqliteStore::SqliteStore(sqlite3* db, int schema_version)
 
 SqliteStore::~SqliteStore() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  for (auto& [sql, stmt] : statements_)
+    sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
 

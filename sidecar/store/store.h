@@ -68,12 +68,11 @@ class StoreTx {
 
   // Rate-limit events (see limits/). Times of the events of (scope, key) later than
   // `after`, oldest first.
-  virtual Result<std::vector<TimeMs>> FindLimitEvents(std::string_view scope,
-                                                      std::string_view key, TimeMs after) = 0;
+  virtual Result<std::vector<TimeMs>> FindLimitEvents(std::string_view scope, std::string_view key,
+                                                      TimeMs after) = 0;
   virtual Status AddLimitEvent(std::string_view scope, std::string_view key, TimeMs time) = 0;
   // Deletes the events of (scope, key) at or before `before`.
-  virtual Status PruneLimitEvents(std::string_view scope, std::string_view key,
-                                  TimeMs before) = 0;
+  virtual Status PruneLimitEvents(std::string_view scope, std::string_view key, TimeMs before) = 0;
   // Deletes every event of `scope` at or before `before`, whatever the key.
   virtual Status PruneScope(std::string_view scope, TimeMs before) = 0;
   virtual Status ClearLimitEvents(std::string_view scope, std::string_view key) = 0;
@@ -87,8 +86,7 @@ class StoreTx {
                                  const RegionCounts& delta) = 0;
   // Sums the region's buckets later than `after`.
   virtual Result<RegionCounts> SumRegionCounts(std::string_view region, TimeMs after) = 0;
-  virtual Result<std::optional<RegionSuspension>> FindRegionSuspension(
-      std::string_view region) = 0;
+  virtual Result<std::optional<RegionSuspension>> FindRegionSuspension(std::string_view region) = 0;
   virtual Status SaveRegionSuspension(std::string_view region,
                                       const RegionSuspension& suspension) = 0;
 

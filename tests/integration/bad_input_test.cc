@@ -16,7 +16,9 @@ struct BadBody {
   const char* field;  // "" when the problem names no field
 };
 
-std::string LongUser(std::size_t bytes) { return std::string(bytes, 'u'); }
+std::string LongUser(std::size_t bytes) {
+  return std::string(bytes, 'u');
+}
 
 TEST_CASE("bad create bodies are 400 problems with stable codes") {
   SidecarProcess sidecar;
@@ -37,14 +39,14 @@ TEST_CASE("bad create bodies are 400 problems with stable codes") {
       {"null user", R"({"user":null,"phone":"+12065550100"})", "invalid_field", "user"},
       {"numeric user", R"({"user":42,"phone":"+12065550100"})", "invalid_field", "user"},
       {"object user", R"({"user":{},"phone":"+12065550100"})", "invalid_field", "user"},
-      {"user with a trailing space", R"({"user":"alice ","phone":"+12065550100"})",
-       "invalid_field", "user"},
+      {"user with a trailing space", R"({"user":"alice ","phone":"+12065550100"})", "invalid_field",
+       "user"},
       {"user with a newline", R"({"user":"ali\nce","phone":"+12065550100"})", "invalid_field",
        "user"},
       {"over-long user", R"({"user":")" + LongUser(257) + R"(","phone":"+12065550100"})",
        "invalid_field", "user"},
-      {"unknown field", R"({"user":"alice","phone":"+12065550100","admin":true})",
-       "unknown_field", "admin"},
+      {"unknown field", R"({"user":"alice","phone":"+12065550100","admin":true})", "unknown_field",
+       "admin"},
       {"misspelt field", R"({"user":"alice","phnoe":"+12065550100"})", "unknown_field", "phnoe"},
       {"missing phone", R"({"user":"alice"})", "invalid_phone", "phone"},
       {"null phone", R"({"user":"alice","phone":null})", "invalid_phone", "phone"},
@@ -74,12 +76,12 @@ TEST_CASE("bad create bodies are 400 problems with stable codes") {
   CHECK(sidecar.AllSms().empty());
 
   // The boundaries on the accepted side.
-  HttpReply longest = PostJson(client, "/v1/challenges",
-                               {{"user", LongUser(256)}, {"phone", kAlicePhone}});
+  HttpReply longest =
+      PostJson(client, "/v1/challenges", {{"user", LongUser(256)}, {"phone", kAlicePhone}});
   CHECK(longest.status == 202);
-  HttpReply optional_nulls = PostRaw(
-      client, "/v1/challenges",
-      R"({"user":"alice","phone":"+12065550100","client_ip":null,"locale":null})");
+  HttpReply optional_nulls =
+      PostRaw(client, "/v1/challenges",
+              R"({"user":"alice","phone":"+12065550100","client_ip":null,"locale":null})");
   CHECK(optional_nulls.status == 202);
   HttpReply with_all = PostJson(client, "/v1/challenges",
                                 {{"user", "erin"},
@@ -90,7 +92,8 @@ TEST_CASE("bad create bodies are 400 problems with stable codes") {
 
   // Digits without "+" are read as a national number of the default region (US), so the
   // trunk prefix 1 makes this the same number as kAlicePhone.
-  HttpReply national = PostRaw(client, "/v1/challenges", R"({"user":"frank","phone":"12065550100"})");
+  HttpReply national =
+      PostRaw(client, "/v1/challenges", R"({"user":"frank","phone":"12065550100"})");
   INFO("national form: ", national.describe());
   REQUIRE(national.status == 202);
   CHECK(sidecar.WaitForSmsCount(national.str("challenge_id"), 1)[0].to == kAlicePhone);
@@ -113,10 +116,9 @@ TEST_CASE("bad verify bodies are 400 problems and cost no attempt") {
       {"boolean code", R"({"code":true})", "invalid_field", "code"},
       {"array code", R"({"code":[")" + code + R"("]})", "invalid_field", "code"},
       {"object code", R"({"code":{"value":")" + code + R"("}})", "invalid_field", "code"},
-      {"user on the by-id route", R"({"code":")" + code + R"(","user":"alice"})",
-       "unknown_field", "user"},
-      {"unknown field", R"({"code":")" + code + R"(","trust_me":1})", "unknown_field",
-       "trust_me"},
+      {"user on the by-id route", R"({"code":")" + code + R"(","user":"alice"})", "unknown_field",
+       "user"},
+      {"unknown field", R"({"code":")" + code + R"(","trust_me":1})", "unknown_field", "trust_me"},
       {"bad client_ip", R"({"code":")" + code + R"(","client_ip":"localhost"})", "invalid_field",
        "client_ip"},
   };
@@ -136,8 +138,8 @@ TEST_CASE("bad verify bodies are 400 problems and cost no attempt") {
       {"over-long user", R"({"user":")" + LongUser(257) + R"(","code":")" + code + R"("})",
        "invalid_field", "user"},
       {"missing code", R"({"user":"alice"})", "missing_field", "code"},
-      {"unknown field", R"({"user":"alice","code":")" + code + R"(","id":"x"})",
-       "unknown_field", "id"},
+      {"unknown field", R"({"user":"alice","code":")" + code + R"(","id":"x"})", "unknown_field",
+       "id"},
   };
   for (const BadBody& c : by_user_cases) {
     INFO("case: ", c.what, " body: ", c.body.substr(0, 120));
@@ -151,8 +153,7 @@ TEST_CASE("bad verify bodies are 400 problems and cost no attempt") {
                "unknown_field");
   CheckProblem(PostRaw(client, ChallengePath(id) + "/resend", "[]"), 400, "invalid_body");
   CheckProblem(PostRaw(client, ChallengePath(id) + "/resend", "{"), 400, "invalid_json");
-  CheckProblem(Send(client, "DELETE", ChallengePath(id), R"({"why":"x"})"), 400,
-               "unknown_field");
+  CheckProblem(Send(client, "DELETE", ChallengePath(id), R"({"why":"x"})"), 400, "unknown_field");
   CheckProblem(Send(client, "DELETE", ChallengePath(id), "nope"), 400, "invalid_json");
 
   // Nothing above was an attempt, and nothing ended the challenge.
@@ -214,8 +215,8 @@ TEST_CASE("codes that are not exactly the configured digits are failed attempts,
   for (const auto& [what, attempt] : variants) {
     --expected_remaining;
     HttpReply reply = VerifyById(client, id, attempt);
-    INFO("variant: ", what, " sent: ", nlohmann::json(attempt).dump(), " reply: ",
-         reply.describe());
+    INFO("variant: ", what, " sent: ", nlohmann::json(attempt).dump(),
+         " reply: ", reply.describe());
     CHECK(reply.status == 200);
     CHECK(reply.str("status") == "denied");
     CHECK(reply.integer("attempts_remaining") == expected_remaining);
@@ -267,10 +268,10 @@ TEST_CASE("bodies over 16 KiB are refused with 413 payload_too_large") {
 TEST_CASE("unknown routes are 404 not_found") {
   SidecarProcess sidecar;
   httplib::Client client = sidecar.client();
-  for (std::string path : {"/", "/v1", "/v1/", "/v2/challenges", "/v1/challenge",
-                           "/v1/challenges/", "/v1/challenges//verify", "/healthz/",
-                           "/v1/challenges/ch_x/verify/extra", "/v1/challenges/ch_x/approve",
-                           "/V1/CHALLENGES", "/v1/verify/alice"}) {
+  for (std::string path :
+       {"/", "/v1", "/v1/", "/v2/challenges", "/v1/challenge", "/v1/challenges/",
+        "/v1/challenges//verify", "/healthz/", "/v1/challenges/ch_x/verify/extra",
+        "/v1/challenges/ch_x/approve", "/V1/CHALLENGES", "/v1/verify/alice"}) {
     INFO("GET ", path);
     CheckProblem(Get(client, path), 404, "not_found");
     INFO("POST ", path);
@@ -325,9 +326,9 @@ TEST_CASE("request bodies must be application/json") {
   httplib::Client client = sidecar.client();
   std::string body = R"({"user":"alice","phone":"+12065550100"})";
 
-  for (std::string type : {"text/plain", "text/plain; charset=utf-8",
-                           "application/x-www-form-urlencoded", "application/jsonp",
-                           "application/xml", "json"}) {
+  for (std::string type :
+       {"text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+        "application/jsonp", "application/xml", "json"}) {
     INFO("Content-Type: ", type);
     CheckProblem(PostRaw(client, "/v1/challenges", body, type), 415, "unsupported_media_type");
     CheckProblem(PostRaw(client, "/v1/verify", R"({"user":"alice","code":"123456"})", type), 415,
@@ -371,9 +372,10 @@ TEST_CASE("the server survives a burst of garbage and still serves") {
   for (const std::string& body : garbage) {
     for (const char* path : {"/v1/challenges", "/v1/verify"}) {
       HttpReply reply = PostRaw(client, path, body);
-      INFO(path, " body: ", nlohmann::json(body).dump(-1, ' ', true,
-                                                      nlohmann::json::error_handler_t::replace)
-                                .substr(0, 200),
+      INFO(path, " body: ",
+           nlohmann::json(body)
+               .dump(-1, ' ', true, nlohmann::json::error_handler_t::replace)
+               .substr(0, 200),
            " reply: ", reply.describe());
       REQUIRE(reply.ok());
       CHECK(reply.status < 500);

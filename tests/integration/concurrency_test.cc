@@ -4,8 +4,8 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "integration/parallel.h"
@@ -34,7 +34,8 @@ std::map<std::string, int> CountStatuses(const std::vector<HttpReply>& replies) 
 
 std::string Describe(const std::map<std::string, int>& counts) {
   std::string text;
-  for (const auto& [status, n] : counts) text += status + "=" + std::to_string(n) + " ";
+  for (const auto& [status, n] : counts)
+    text += status + "=" + std::to_string(n) + " ";
   return text;
 }
 
@@ -44,9 +45,8 @@ TEST_CASE("20 parallel verifies of the right code approve exactly once") {
   std::string id = CreateChallenge(client, "alice");
   std::string code = sidecar.WaitForSms(id);
 
-  std::vector<HttpReply> replies = InParallel(sidecar, [&](httplib::Client& c, int) {
-    return VerifyById(c, id, code);
-  });
+  std::vector<HttpReply> replies =
+      InParallel(sidecar, [&](httplib::Client& c, int) { return VerifyById(c, id, code); });
   std::map<std::string, int> counts = CountStatuses(replies);
   INFO("statuses: ", Describe(counts));
   CHECK(counts["approved"] == 1);
@@ -61,9 +61,8 @@ TEST_CASE("20 parallel verifies by user of the right code approve exactly once")
   std::string id = CreateChallenge(client, "alice");
   std::string code = sidecar.WaitForSms(id);
 
-  std::vector<HttpReply> replies = InParallel(sidecar, [&](httplib::Client& c, int) {
-    return VerifyByUser(c, "alice", code);
-  });
+  std::vector<HttpReply> replies =
+      InParallel(sidecar, [&](httplib::Client& c, int) { return VerifyByUser(c, "alice", code); });
   std::map<std::string, int> counts = CountStatuses(replies);
   INFO("statuses: ", Describe(counts));
   CHECK(counts["approved"] == 1);
@@ -161,8 +160,10 @@ TEST_CASE("parallel creates for one user leave exactly one pending challenge") {
     INFO("reply: ", reply.describe());
     REQUIRE(reply.status == 202);
     std::string status = StatusOf(client, reply.str("challenge_id"));
-    if (status == "pending") ++pending;
-    else CHECK(status == "superseded");
+    if (status == "pending")
+      ++pending;
+    else
+      CHECK(status == "superseded");
   }
   CHECK(pending == 1);
 }
@@ -188,7 +189,8 @@ TEST_CASE("a burst of new connections is served without stalls") {
     });
   }
   gate.OpenWhenAllWait(kBurst);
-  for (std::thread& thread : threads) thread.join();
+  for (std::thread& thread : threads)
+    thread.join();
 
   long long slowest = 0;
   for (int i = 0; i < kBurst; ++i) {

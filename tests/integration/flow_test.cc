@@ -39,8 +39,7 @@ TEST_CASE("create, deliver by SMS, verify by id, then the code is used") {
   CHECK(IsRfc3339Utc(sms[0].sent_at));
   std::string code = sms[0].code;
   REQUIRE(code.size() == 6);
-  CHECK(sms[0].body ==
-        code + " is your Example verification code. It expires in 5 minutes.");
+  CHECK(sms[0].body == code + " is your Example verification code. It expires in 5 minutes.");
 
   // The delivery is recorded as sent; poll, because the line is written before the row.
   HttpReply view;
@@ -281,8 +280,8 @@ TEST_CASE("a challenge expires after the configured ttl") {
   // Rounded up: the message never promises less time than is left.
   CHECK(sidecar.SmsFor(id)[0].body.find("It expires in 1 minutes.") != std::string::npos);
 
-  bool expired = PollUntil([&] { return StatusOf(client, id) == "expired"; }, Millis(5000),
-                           Millis(50));
+  bool expired =
+      PollUntil([&] { return StatusOf(client, id) == "expired"; }, Millis(5000), Millis(50));
   REQUIRE(expired);
   HttpReply view = Get(client, ChallengePath(id));
   CHECK(view.integer("expires_in") == 0);
@@ -315,9 +314,9 @@ TEST_CASE("unknown users and challenge ids are 404 problems") {
   // A real challenge does not make other ids or users exist.
   std::string id = CreateChallenge(client, "alice");
   CheckProblem(VerifyByUser(client, "alice2", "123456"), 404, "no_challenge");
-  CheckProblem(Get(client, ChallengePath(id.substr(0, id.size() - 1) +
-                                          (id.back() == 'a' ? "b" : "a"))),
-               404, "challenge_not_found");
+  CheckProblem(
+      Get(client, ChallengePath(id.substr(0, id.size() - 1) + (id.back() == 'a' ? "b" : "a"))), 404,
+      "challenge_not_found");
 }
 
 }  // namespace

@@ -4,16 +4,16 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <csignal>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <regex>
-#include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include "integration/test_helpers.h"
 
@@ -48,7 +48,8 @@ std::string DeliveryState(httplib::Client& client, const std::string& id) {
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
   return lines;
 }
 
@@ -111,11 +112,12 @@ TEST_CASE("deliveries left queued or sending by a crash are sent after the resta
   // As if the sidecar had died after claiming alice's delivery (before the provider
   // answered) and before it ever claimed bob's.
   ExecSql(sidecar.database_path(),
-          "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" +
-              alice + "'");
+          "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" + alice +
+              "'");
   ExecSql(sidecar.database_path(),
           "UPDATE deliveries SET state = 'queued', sent_at = NULL, next_attempt_at = 0 "
-          "WHERE challenge_id = '" + bob + "'");
+          "WHERE challenge_id = '" +
+              bob + "'");
 
   sidecar.Restart();
   std::vector<SmsRecord> alice_sms = sidecar.WaitForSmsCount(alice, 2);
@@ -150,10 +152,10 @@ TEST_CASE("every acknowledged create survives kill -9 in the middle of a burst")
       httplib::Client client = sidecar.client();
       client.set_read_timeout(std::chrono::seconds(2));
       for (int n = 0; !stop.load() && n < 2000; ++n) {
-        HttpReply reply = PostJson(client, "/v1/challenges",
-                                   {{"user", "writer" + std::to_string(w) + "-" +
-                                                 std::to_string(n % 3)},
-                                    {"phone", kAlicePhone}});
+        HttpReply reply =
+            PostJson(client, "/v1/challenges",
+                     {{"user", "writer" + std::to_string(w) + "-" + std::to_string(n % 3)},
+                      {"phone", kAlicePhone}});
         if (!reply.ok()) break;  // the server is gone
         if (reply.status == 202) {
           std::lock_guard<std::mutex> lock(mutex);
@@ -163,19 +165,22 @@ TEST_CASE("every acknowledged create survives kill -9 in the middle of a burst")
     });
   }
   // Kill once a good number of writes has been acknowledged, while writes are in flight.
-  bool enough = PollUntil([&] {
-    std::lock_guard<std::mutex> lock(mutex);
-    return acknowledged.size() >= 60;
-  }, Millis(10'000), Millis(2));
+  bool enough = PollUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return acknowledged.size() >= 60;
+      },
+      Millis(10'000), Millis(2));
   sidecar.Kill9();
   stop.store(true);
-  for (std::thread& writer : writers) writer.join();
+  for (std::thread& writer : writers)
+    writer.join();
   REQUIRE(enough);
 
   // The database is intact and every acknowledged challenge is there.
   sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE,
-                          nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
+          SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
   REQUIRE(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
@@ -193,27 +198,32 @@ TEST_CASE("every acknowledged create survives kill -9 in the middle of a burst")
     by_status[view.str("status")]++;
   }
   INFO("acknowledged: ", acknowledged.size());
-  CHECK(by_status["pending"] + by_status["superseded"] ==
-        static_cast<int>(acknowledged.size()));
+  CHECK(by_status["pending"] + by_status["superseded"] == static_cast<int>(acknowledged.size()));
   // Each user has at most one pending challenge.
   CHECK(by_status["pending"] <= kWriters * 3);
 }
 
 TEST_CASE("a failed delivery is retried and sent once the provider works again") {
   TempDir outbox_parent;
-  std::string outbox = outbox_parent.File("later");  // does not exist yet
+  std::string outbox = outbox_parent.File("later");
+  // serve refuses to start without a folder it can write in, so the folder goes away only
+  // once the sidecar runs, as if an operator had removed it.
+  std::filesystem::create_directory(outbox);
   SidecarProcess sidecar(WithConfig("", {"--sms-file", outbox + "/sms.jsonl"}));
+  std::filesystem::remove(outbox);
   httplib::Client client = sidecar.client();
   std::string id = CreateChallenge(client, "alice");
 
   // The first attempt fails (no such folder): the delivery goes back to the queue.
   HttpReply view;
-  bool retried = PollUntil([&] {
-    view = Get(client, ChallengePath(id));
-    const nlohmann::json& d = view.json.value("delivery", nlohmann::json::object());
-    return d.value("attempts", 0) >= 1 && d.value("state", "") == "queued" &&
-           d["error"].is_string();
-  }, Millis(5000));
+  bool retried = PollUntil(
+      [&] {
+        view = Get(client, ChallengePath(id));
+        const nlohmann::json& d = view.json.value("delivery", nlohmann::json::object());
+        return d.value("attempts", 0) >= 1 && d.value("state", "") == "queued" &&
+               d["error"].is_string();
+      },
+      Millis(5000));
   INFO("GET: ", view.describe());
   REQUIRE(retried);
   CHECK(view.str("status") == "pending");
@@ -221,16 +231,20 @@ TEST_CASE("a failed delivery is retried and sent once the provider works again")
         std::string::npos);
   CHECK(view.json["delivery"]["sent_at"].is_null());
   // The retry is logged after its row is written, so the line may lag behind the GET.
-  CHECK(PollUntil([&] { return sidecar.stderr_text().find("subsystem=delivery msg=retry") !=
-                               std::string::npos; },
-                  Millis(5000)));
+  CHECK(PollUntil(
+      [&] {
+        return sidecar.stderr_text().find("subsystem=delivery msg=retry") != std::string::npos;
+      },
+      Millis(5000)));
 
   std::filesystem::create_directory(outbox);
   std::string text;
-  bool delivered = PollUntil([&] {
-    text = ReadFileBytes(outbox + "/sms.jsonl");
-    return !text.empty();
-  }, Millis(10'000), Millis(20));
+  bool delivered = PollUntil(
+      [&] {
+        text = ReadFileBytes(outbox + "/sms.jsonl");
+        return !text.empty();
+      },
+      Millis(10'000), Millis(20));
   REQUIRE(delivered);
   nlohmann::json line = nlohmann::json::parse(text.substr(0, text.find('\n')));
   CHECK(line["challenge_id"] == id);
@@ -246,10 +260,10 @@ TEST_CASE("a second sidecar on a taken port fails clearly while the first keeps 
   httplib::Client client = first.client();
 
   TempDir other;
-  ExitResult second = RunSidecarToExit(
-      {"serve", "--listen", first.address(), "--database", other.File("otp.db"),
-       "--sms-provider", "file", "--sms-file", other.File("sms.jsonl")},
-      other.path());
+  ExitResult second =
+      RunSidecarToExit({"serve", "--listen", first.address(), "--database", other.File("otp.db"),
+                        "--sms-provider", "file", "--sms-file", other.File("sms.jsonl")},
+                       other.path());
   INFO("second stderr: ", second.err);
   CHECK_FALSE(second.timed_out);
   CHECK(second.exit_code != 0);
@@ -291,9 +305,9 @@ TEST_CASE("SIGTERM stops the sidecar cleanly with status 0") {
 TEST_CASE("SIGINT also stops cleanly, and SIGHUP does not stop") {
   SidecarProcess sidecar;
   sidecar.Signal(SIGHUP);
-  REQUIRE(PollUntil([&] { return sidecar.stderr_text().find("SIGHUP received") !=
-                                 std::string::npos; },
-                    Millis(5000)));
+  REQUIRE(
+      PollUntil([&] { return sidecar.stderr_text().find("SIGHUP received") != std::string::npos; },
+                Millis(5000)));
   httplib::Client client = sidecar.client();
   CHECK(Get(client, "/healthz").status == 200);
 
@@ -335,8 +349,8 @@ TEST_CASE("logs and the database never hold the code, and logs mask the phone") 
   CHECK(traced->get_header_value("X-Request-Id") == "trace-123_abc.9");
   httplib::Result untrusted = client.Get("/healthz", {{"X-Request-Id", "a\"b level=error"}});
   REQUIRE(untrusted);
-  CHECK(std::regex_match(untrusted->get_header_value("X-Request-Id"),
-                         std::regex("^[0-9a-f]{16}$")));
+  CHECK(
+      std::regex_match(untrusted->get_header_value("X-Request-Id"), std::regex("^[0-9a-f]{16}$")));
 
   auto check_files = [&](const char* when) {
     for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
@@ -396,7 +410,8 @@ TEST_CASE("version and help exit 0") {
   TempDir dir;
   ExitResult version = RunSidecarToExit({"version"}, dir.path());
   CHECK(version.exit_code == 0);
-  CHECK(std::regex_match(version.out, std::regex(R"(^otp-sidecar \d+\.\d+\.\d+ \(schema \d+\)\n$)")));
+  CHECK(
+      std::regex_match(version.out, std::regex(R"(^otp-sidecar \d+\.\d+\.\d+ \(schema \d+\)\n$)")));
   ExitResult dashed = RunSidecarToExit({"--version"}, dir.path());
   CHECK(dashed.exit_code == 0);
   CHECK(dashed.out == version.out);
@@ -419,7 +434,8 @@ TEST_CASE("version and help exit 0") {
   for (const Help& help : helps) {
     ExitResult run = RunSidecarToExit(help.args, dir.path());
     std::string joined;
-    for (const auto& a : help.args) joined += a + " ";
+    for (const auto& a : help.args)
+      joined += a + " ";
     INFO("args: ", joined, " out: ", run.out, " err: ", run.err);
     CHECK(run.exit_code == 0);
     CHECK(run.out.rfind(help.starts, 0) == 0);
@@ -453,7 +469,8 @@ TEST_CASE("bad command lines exit 2 and name the problem") {
   for (const Bad& bad : cases) {
     ExitResult run = RunSidecarToExit(bad.args, dir.path());
     std::string joined;
-    for (const auto& a : bad.args) joined += a + " ";
+    for (const auto& a : bad.args)
+      joined += a + " ";
     INFO("args: ", joined, " err: ", run.err);
     CHECK_FALSE(run.timed_out);
     CHECK(run.exit_code == 2);
@@ -511,8 +528,7 @@ TEST_CASE("migrate creates the database, prints the schema version and is repeat
   INFO("out: ", first.out, " err: ", first.err);
   CHECK(first.exit_code == 0);
   std::smatch match;
-  REQUIRE(std::regex_match(first.out, match,
-                           std::regex("^(.*): schema version ([0-9]+)\n$")));
+  REQUIRE(std::regex_match(first.out, match, std::regex("^(.*): schema version ([0-9]+)\n$")));
   CHECK(match[1].str() == database);
   CHECK(std::stoi(match[2].str()) >= 1);
   CHECK(std::filesystem::exists(database));
@@ -528,8 +544,9 @@ TEST_CASE("migrate creates the database, prints the schema version and is repeat
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                                 "('challenges','deliveries','audit_events')",
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT count(*) FROM sqlite_master WHERE name IN "
+                             "('challenges','deliveries','audit_events')",
                              -1, &stmt, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
   CHECK(sqlite3_column_int(stmt, 0) == 3);
@@ -545,10 +562,9 @@ TEST_CASE("a key file readable by others, or malformed, is refused") {
   TempDir dir;
   std::string key = dir.File("otp.key");
   WriteFileBytes(key, std::string(64, 'a') + "\n", 0644);
-  std::vector<std::string> args = {"serve",        "--listen",     "127.0.0.1:0",
-                                   "--database",   dir.File("otp.db"), "--key-file",
-                                   key,            "--sms-provider", "file",
-                                   "--sms-file",   dir.File("sms.jsonl")};
+  std::vector<std::string> args = {
+      "serve", "--listen",       "127.0.0.1:0", "--database", dir.File("otp.db"),   "--key-file",
+      key,     "--sms-provider", "file",        "--sms-file", dir.File("sms.jsonl")};
   ExitResult open_key = RunSidecarToExit(args, dir.path());
   INFO("stderr: ", open_key.err);
   CHECK_FALSE(open_key.timed_out);
@@ -570,6 +586,24 @@ TEST_CASE("a key file readable by others, or malformed, is refused") {
   httplib::Client client = sidecar.client();
   std::string id = CreateChallenge(client, "alice");
   CHECK(VerifyById(client, id, sidecar.WaitForSms(id)).str("status") == "approved");
+}
+
+TEST_CASE("serve and check-config refuse an SMS file or database in a folder that is missing") {
+  TempDir dir;
+  std::string missing = dir.File("nowhere");
+
+  ExitResult served =
+      RunSidecarToExit({"serve", "--listen", "127.0.0.1:0", "--database", dir.File("otp.db"),
+                        "--sms-provider", "file", "--sms-file", missing + "/sms.jsonl"},
+                       dir.path());
+  ExitResult checked =
+      RunSidecarToExit({"check-config", "--database", missing + "/otp.db"}, dir.path());
+
+  CHECK(served.exit_code == 1);
+  CHECK(served.err.find("sms.file.path") != std::string::npos);
+  CHECK(checked.exit_code == 2);
+  CHECK(checked.out.find("database: cannot create " + missing + "/otp.db") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.File("otp.db")));
 }
 
 }  // namespace

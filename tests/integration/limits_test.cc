@@ -52,8 +52,10 @@ long long SqlCount(const SidecarProcess& sidecar, const std::string& sql) {
 // Audit rows of refusals by `limit`.
 long long RefusalRows(const SidecarProcess& sidecar, const std::string& limit,
                       const std::string& event = "create") {
-  return SqlCount(sidecar, "SELECT count(*) FROM audit_events WHERE outcome = 'refused' AND "
-                           "event = '" + event + "' AND detail LIKE 'limit=" + limit + " %'");
+  return SqlCount(sidecar,
+                  "SELECT count(*) FROM audit_events WHERE outcome = 'refused' AND "
+                  "event = '" +
+                      event + "' AND detail LIKE 'limit=" + limit + " %'");
 }
 
 HttpReply Create(httplib::Client& client, const std::string& user, const nlohmann::json& phone,
@@ -65,8 +67,7 @@ HttpReply Create(httplib::Client& client, const std::string& user, const nlohman
 
 // Waits until the challenge's latest delivery has left the queue: a resend while it is
 // still queued is folded into it and never reaches the cooldown.
-void WaitUntilSent(const SidecarProcess& sidecar, httplib::Client& client,
-                   const std::string& id) {
+void WaitUntilSent(const SidecarProcess& sidecar, httplib::Client& client, const std::string& id) {
   sidecar.WaitForSms(id);
   HttpReply view;
   bool sent = PollUntil(
@@ -89,7 +90,8 @@ std::vector<std::string> LinesWith(const std::string& text, const std::vector<st
     if (end == std::string::npos) end = text.size();
     std::string line = text.substr(start, end - start);
     bool all = true;
-    for (const std::string& part : parts) all = all && line.find(part) != std::string::npos;
+    for (const std::string& part : parts)
+      all = all && line.find(part) != std::string::npos;
     if (all) found.push_back(line);
     start = end + 1;
   }
@@ -115,10 +117,12 @@ TEST_CASE("four spellings of one number share its phone_sends limit and all go t
   CheckProblem(VerifyByUser(client, "user3", "123456"), 404, "no_challenge");
   CHECK(RefusalRows(sidecar, "phone_sends") == 1);
 
-  for (const std::string& id : ids) sidecar.WaitForSms(id);
+  for (const std::string& id : ids)
+    sidecar.WaitForSms(id);
   std::vector<SmsRecord> sms = sidecar.AllSms();
   CHECK(sms.size() == 3);
-  for (const SmsRecord& record : sms) CHECK(record.to == kAlicePhone);
+  for (const SmsRecord& record : sms)
+    CHECK(record.to == kAlicePhone);
   CHECK(SqlCount(sidecar, "SELECT count(*) FROM challenges") == 3);
   CHECK(SqlCount(sidecar, "SELECT count(DISTINCT phone) FROM challenges") == 1);
 }
@@ -184,16 +188,17 @@ TEST_CASE("a number of a region that is not allowed is 403 region_not_allowed") 
     std::string id = CreateChallenge(client, "alice", french_mobile);
     std::vector<SmsRecord> sms = sidecar.WaitForSmsCount(id, 1);
     CHECK(sms[0].to == "+33612345678");
-    CHECK(SqlColumn(sidecar.database_path(),
-                    "SELECT region FROM challenges WHERE id = '" + id + "'") ==
-          std::vector<std::string>{"FR"});
+    CHECK(SqlColumn(sidecar.database_path(), "SELECT region FROM challenges WHERE id = '" + id +
+                                                 "'") == std::vector<std::string>{"FR"});
     CHECK(VerifyById(client, id, sms[0].code).str("status") == "approved");
     // US stays allowed next to FR.
     CreateChallenge(client, "bob");
   }
 }
 
-TEST_CASE("20 wrong codes across challenges spend the user's failure budget and then even the right code is locked") {
+TEST_CASE(
+    "20 wrong codes across challenges spend the user's failure budget and then even the right code "
+    "is locked") {
   SidecarOptions options = LimitsOff("[code]\nmax_attempts = 5\n");
   options.limits = {{"user_failures", RateRules({"10/1h"})}};
   SidecarProcess sidecar(options);
@@ -246,7 +251,8 @@ TEST_CASE("20 wrong codes across challenges spend the user's failure budget and 
   CHECK(VerifyById(client, bob, sidecar.WaitForSms(bob)).str("status") == "approved");
 }
 
-TEST_CASE("three wrong, a new challenge, three wrong, repeated, stops at the default budget of 10") {
+TEST_CASE(
+    "three wrong, a new challenge, three wrong, repeated, stops at the default budget of 10") {
   // Only the send limits are relaxed; user_failures keeps its default, 10 an hour.
   SidecarProcess sidecar(WithLimits({{"user_sends", "[]"}, {"phone_sends", "[]"}}));
   httplib::Client client = sidecar.client();
@@ -320,7 +326,8 @@ TEST_CASE("20 parallel creates for one phone admit exactly phone_sends of them")
   CHECK(refused == 15);
   CHECK(ids.size() == 5);
 
-  for (const std::string& id : ids) sidecar.WaitForSms(id);
+  for (const std::string& id : ids)
+    sidecar.WaitForSms(id);
   CHECK(sidecar.AllSms().size() == 5);
   CHECK(SqlCount(sidecar, "SELECT count(*) FROM challenges") == 5);
   CHECK(RefusalRows(sidecar, "phone_sends") == 15);
@@ -369,10 +376,10 @@ TEST_CASE("with a 1s resend cooldown a resend is accepted once the cooldown has 
   CHECK(sms[1].code == code);
 }
 
-TEST_CASE("a region whose sends are never verified is suspended and comes back after the cool-off") {
-  SidecarProcess sidecar(WithLimits({{"pumping.floor", "3"},
-                                     {"pumping.min_conversion", "0.5"},
-                                     {"pumping.cool_off", "\"2s\""}}));
+TEST_CASE(
+    "a region whose sends are never verified is suspended and comes back after the cool-off") {
+  SidecarProcess sidecar(WithLimits(
+      {{"pumping.floor", "3"}, {"pumping.min_conversion", "0.5"}, {"pumping.cool_off", "\"2s\""}}));
   httplib::Client client = sidecar.client();
   for (int i = 0; i < 3; ++i) {
     CreateChallenge(client, "user" + std::to_string(i), "+1206555010" + std::to_string(i));
@@ -381,8 +388,9 @@ TEST_CASE("a region whose sends are never verified is suspended and comes back a
   HttpReply suspended = Create(client, "user3", "+12065550103");
   CheckRefusal(suspended, "region_suspended", 2);
   CHECK(suspended.integer("retry_after") == 2);
-  CHECK(SqlCount(sidecar, "SELECT count(*) FROM audit_events WHERE event = 'region_suspend' "
-                          "AND detail LIKE 'region=US %'") == 1);
+  CHECK(SqlCount(sidecar,
+                 "SELECT count(*) FROM audit_events WHERE event = 'region_suspend' "
+                 "AND detail LIKE 'region=US %'") == 1);
   CHECK(RefusalRows(sidecar, "region_suspended") == 1);
   std::vector<std::string> warnings =
       LinesWith(sidecar.stderr_text(), {"level=warn", "subsystem=limits", "region=US"});
@@ -418,12 +426,13 @@ TEST_CASE("after an hour-long suspension ends, the sends that follow are judged 
   httplib::Client client = sidecar.client();
   {
     sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE,
-                            nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
+            SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     long long until = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
-                          .count() - 1;
+                          .count() -
+                      1;
     std::string sql = "INSERT INTO region_suspensions (region, since, until) VALUES ('US', " +
                       std::to_string(until - 3'600'000) + ", " + std::to_string(until) + ")";
     char* error = nullptr;
@@ -475,17 +484,18 @@ TEST_CASE("a number in exempt_numbers is never refused by phone_sends") {
     ids.push_back(CreateChallenge(client, "user" + std::to_string(i),
                                   i % 2 == 0 ? kAlicePhone : "206-555-0100"));
   }
-  for (const std::string& id : ids) sidecar.WaitForSms(id);
+  for (const std::string& id : ids)
+    sidecar.WaitForSms(id);
   std::vector<SmsRecord> sms = sidecar.AllSms();
   CHECK(sms.size() == 6);
-  for (const SmsRecord& record : sms) CHECK(record.to == kAlicePhone);
+  for (const SmsRecord& record : sms)
+    CHECK(record.to == kAlicePhone);
   CHECK(SqlCount(sidecar, "SELECT count(*) FROM limit_events") == 0);  // nor counted
 
   // The limit itself is live for any other number.
   CreateChallenge(client, "other", "+12065550101");
   CheckRefusal(Create(client, "other2", "+12065550101"), "phone_sends", 15 * 60);
 }
-
 
 TEST_CASE("a caller that waits the advertised Retry-After is admitted again") {
   SidecarProcess sidecar(WithLimits({{"phone_sends", RateRules({"1/2s"})}, {"user_sends", "[]"}}));
@@ -519,10 +529,12 @@ TEST_CASE("an approval clears the user's failures, and the budget then counts af
   // Nine wrong codes on two challenges, then the right one: still under the budget of 10.
   std::string first = CreateChallenge(client, "alice");
   std::string first_code = sidecar.WaitForSms(first);
-  for (int i = 0; i < 5; ++i) REQUIRE(VerifyById(client, first, WrongCode(first_code)).str("status") == "denied");
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(VerifyById(client, first, WrongCode(first_code)).str("status") == "denied");
   std::string second = CreateChallenge(client, "alice");
   std::string second_code = sidecar.WaitForSms(second);
-  for (int i = 0; i < 4; ++i) REQUIRE(VerifyById(client, second, WrongCode(second_code)).str("status") == "denied");
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(VerifyById(client, second, WrongCode(second_code)).str("status") == "denied");
   REQUIRE(VerifyById(client, second, second_code).str("status") == "approved");
 
   // Ten more wrong codes are compared again; the eleventh is not.
@@ -592,10 +604,10 @@ TEST_CASE("a resend is a send: it is refused by phone_sends once the number has 
   CHECK(StatusOf(client, id) == "pending");
 }
 
-TEST_CASE("the pumping guard lets a converting region through and suspends it when conversion drops") {
-  SidecarProcess sidecar(WithLimits({{"pumping.floor", "3"},
-                                     {"pumping.min_conversion", "0.5"},
-                                     {"pumping.cool_off", "\"2s\""}}));
+TEST_CASE(
+    "the pumping guard lets a converting region through and suspends it when conversion drops") {
+  SidecarProcess sidecar(WithLimits(
+      {{"pumping.floor", "3"}, {"pumping.min_conversion", "0.5"}, {"pumping.cool_off", "\"2s\""}}));
   httplib::Client client = sidecar.client();
   auto phone = [](int i) { return "+1206555010" + std::to_string(i); };
 
@@ -614,9 +626,9 @@ TEST_CASE("the pumping guard lets a converting region through and suspends it wh
 }
 
 TEST_CASE("region_sends and global_sends refuse with their own codes") {
-  SidecarProcess sidecar(WithLimits({{"region_sends", RateRules({"2/1h"})},
-                                     {"global_sends", RateRules({"3/1m"})}},
-                                    "[phone]\nallowed_regions = [\"US\", \"FR\"]\n"));
+  SidecarProcess sidecar(
+      WithLimits({{"region_sends", RateRules({"2/1h"})}, {"global_sends", RateRules({"3/1m"})}},
+                 "[phone]\nallowed_regions = [\"US\", \"FR\"]\n"));
   httplib::Client client = sidecar.client();
   CreateChallenge(client, "u1", "+12065550101");
   CreateChallenge(client, "u2", "+12065550102");

@@ -57,7 +57,8 @@ inline std::vector<HttpReply> InParallel(
     });
   }
   gate.OpenWhenAllWait(count);
-  for (std::thread& thread : threads) thread.join();
+  for (std::thread& thread : threads)
+    thread.join();
   return replies;
 }
 

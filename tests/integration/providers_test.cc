@@ -24,7 +24,8 @@ constexpr const char* kTwilioToken = "tok9f8e7d6c5b4a39281706f5e4d3c2b1a0Zq";
 constexpr const char* kWebhookSecret = "whsec5b1f0c9a8e7d6c5b4a3928170f6e5d4cXy";
 constexpr const char* kFrom = "+12065550199";
 
-// The files a test's providers need: a PKI for the fake Twilio and the secret files.
+// The secret files a test's providers read (mode 0600, with a trailing newline), in a
+// folder of their own where a test may also put its PKI.
 struct ProviderFiles {
   TempDir dir;
   std::string token_file = dir.File("twilio-token");
@@ -678,7 +679,7 @@ TEST_CASE("webhook provider down: retries stop when the challenge expires") {
   ProviderFiles files;
   ReservedPort port;
   std::string url = "http://127.0.0.1:" + std::to_string(port.port()) + "/sms/send";
-  SidecarProcess sidecar(OneProvider("webhook", "[code]\nttl = \"2s\"\n" +
+  SidecarProcess sidecar(OneProvider("webhook", "[code]\nttl = \"1s\"\n" +
                                                     WebhookToml(url, files.secret_file) +
                                                     DeliveryToml("max_retries = 20\n")));
   httplib::Client client = sidecar.client();

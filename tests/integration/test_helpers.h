@@ -44,17 +44,20 @@ inline SidecarOptions LimitsOff(std::string toml = "", std::vector<std::string> 
 
 // Options for a sidecar with the product's default limits except for `limits` (keys of
 // [limits] with TOML values, see SidecarOptions::limits).
-inline SidecarOptions WithLimits(std::map<std::string, std::string> limits,
-                                 std::string toml = "") {
+inline SidecarOptions WithLimits(std::map<std::string, std::string> limits, std::string toml = "") {
   SidecarOptions options = WithConfig(std::move(toml));
   options.limits = std::move(limits);
   return options;
 }
 
-inline std::string ChallengePath(const std::string& id) { return "/v1/challenges/" + id; }
+inline std::string ChallengePath(const std::string& id) {
+  return "/v1/challenges/" + id;
+}
 
 // A well-formed challenge id ("ch_" and 26 base32 characters) that was never issued.
-inline std::string UnissuedChallengeId() { return "ch_" + std::string(26, 'a'); }
+inline std::string UnissuedChallengeId() {
+  return "ch_" + std::string(26, 'a');
+}
 
 inline bool IsRfc3339Utc(const std::string& text) {
   static const std::regex kShape(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$)");

@@ -67,7 +67,8 @@ class FakeRandom final : public RandomSource {
   }
   void Fill(unsigned char* out, std::size_t size) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<unsigned char>(fill_++);
+    for (std::size_t i = 0; i < size; ++i)
+      out[i] = static_cast<unsigned char>(fill_++);
   }
   // Every upper_bound Uniform was called with, in order.
   std::vector<std::uint32_t> bounds() {

@@ -3,16 +3,16 @@
 // Small helpers over httplib::Client for the integration tests: send a request, keep the
 // status, headers and body, and parse the body as JSON when it is JSON.
 
-#include <string>
-
 #include <httplib.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace sidecar::testing {
 
 struct HttpReply {
-  int status = 0;      // 0 when no response arrived
-  std::string error;   // cpp-httplib's error when no response arrived
+  int status = 0;     // 0 when no response arrived
+  std::string error;  // cpp-httplib's error when no response arrived
   std::string content_type;
   std::string body;
   httplib::Headers headers;

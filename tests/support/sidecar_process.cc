@@ -52,7 +52,8 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
   storage.push_back(binary);
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
-  for (std::string& arg : storage) argv.push_back(arg.data());
+  for (std::string& arg : storage)
+    argv.push_back(arg.data());
   argv.push_back(nullptr);
 
   int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -75,7 +76,8 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
     ::sigaction(SIGPIPE, &dfl, nullptr);
 
     if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(127);
-    for (int fd = 3; fd < 4096; ++fd) ::close(fd);  // sockets of the test's own clients
+    for (int fd = 3; fd < 4096; ++fd)
+      ::close(fd);  // sockets of the test's own clients
     if (::chdir(dir.c_str()) != 0) ::_exit(127);
     ::execv(argv[0], argv.data());
     ::_exit(127);
@@ -190,12 +192,15 @@ std::string LimitsToml(const SidecarOptions& options) {
   std::map<std::string, std::string> values;
   if (options.limits_off) {
     values = {
-        {"resend_cooldown", "\"1s\""},  {"user_sends", "[]"},    {"phone_sends", "[]"},
-        {"ip_sends", "[]"},              {"region_sends", "[]"},  {"global_sends", "[]"},
-        {"user_failures", "[]"},         {"ip_failures", "[]"},   {"pumping.enabled", "false"},
+        {"resend_cooldown", "\"1s\""}, {"user_sends", "[]"},
+        {"phone_sends", "[]"},         {"ip_sends", "[]"},
+        {"region_sends", "[]"},        {"global_sends", "[]"},
+        {"user_failures", "[]"},       {"ip_failures", "[]"},
+        {"pumping.enabled", "false"},
     };
   }
-  for (const auto& [key, value] : options.limits) values[key] = value;
+  for (const auto& [key, value] : options.limits)
+    values[key] = value;
   if (values.empty()) return "";
 
   static const std::string kPumping = "pumping.";
@@ -237,9 +242,9 @@ SidecarProcess::~SidecarProcess() {
 }
 
 std::vector<std::string> SidecarProcess::Arguments() const {
-  std::vector<std::string> args = {"serve",          "--listen",     options_.listen,
-                                   "--database",     database_path(), "--sms-provider",
-                                   "file",           "--sms-file",   sms_path()};
+  std::vector<std::string> args = {"serve",      "--listen",      options_.listen,
+                                   "--database", database_path(), "--sms-provider",
+                                   "file",       "--sms-file",    sms_path()};
   if (!config_text_.empty()) {
     args.push_back("--config");
     args.push_back(config_path());
@@ -257,8 +262,8 @@ void SidecarProcess::Start() {
   auto fail = [&](const std::string& why) {
     KillAndReap();
     std::string err = ReadFileBytes(err_path);
-    throw std::runtime_error("otp-sidecar did not start: " + why +
-                             "\n--- stderr ---\n" + err.substr(std::min(offset, err.size())));
+    throw std::runtime_error("otp-sidecar did not start: " + why + "\n--- stderr ---\n" +
+                             err.substr(std::min(offset, err.size())));
   };
 
   static const std::regex kListening(R"(msg=listening address=127\.0\.0\.1:([0-9]+))");
@@ -345,9 +350,13 @@ void SidecarProcess::Restart() {
   Start();
 }
 
-std::string SidecarProcess::stderr_text() const { return ReadFileBytes(dir_.File("stderr.log")); }
+std::string SidecarProcess::stderr_text() const {
+  return ReadFileBytes(dir_.File("stderr.log"));
+}
 
-std::string SidecarProcess::stdout_text() const { return ReadFileBytes(dir_.File("stdout.log")); }
+std::string SidecarProcess::stdout_text() const {
+  return ReadFileBytes(dir_.File("stdout.log"));
+}
 
 std::vector<SmsRecord> SidecarProcess::AllSms() const {
   std::vector<SmsRecord> records;
@@ -359,7 +368,8 @@ std::vector<SmsRecord> SidecarProcess::AllSms() const {
     std::string line = text.substr(start, end - start);
     start = end + 1;
     nlohmann::json value = nlohmann::json::parse(line, nullptr, false);
-    if (!value.is_object()) throw std::runtime_error("sms.jsonl has a line that is not JSON: " + line);
+    if (!value.is_object())
+      throw std::runtime_error("sms.jsonl has a line that is not JSON: " + line);
     SmsRecord record;
     record.to = value.value("to", "");
     record.body = value.value("body", "");
@@ -390,8 +400,8 @@ std::vector<SmsRecord> SidecarProcess::WaitForSmsCount(const std::string& challe
       timeout);
   if (!ok) {
     throw std::runtime_error("expected " + std::to_string(count) + " SMS for " + challenge_id +
-                             ", found " + std::to_string(found.size()) +
-                             "\n--- sms.jsonl ---\n" + ReadFileBytes(sms_path()));
+                             ", found " + std::to_string(found.size()) + "\n--- sms.jsonl ---\n" +
+                             ReadFileBytes(sms_path()));
   }
   return found;
 }

@@ -15,6 +15,7 @@
 // GET /healthz to answer 200. The process is always killed in the destructor, and it is
 // also killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
 
+#include <httplib.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -22,8 +23,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <httplib.h>
 
 #include "support/fakes.h"
 

@@ -181,8 +181,8 @@ TEST_SUITE("api") {
 
   TEST_CASE("POST /v1/challenges gives every way of writing one number the same phone") {
     Harness h;
-    for (const char* phone : {"+1 206 555 0100", "+1-206-555-0100", "(206) 555-0100",
-                              "+12065550100 "}) {
+    for (const char* phone :
+         {"+1 206 555 0100", "+1-206-555-0100", "(206) 555-0100", "+12065550100 "}) {
       CAPTURE(phone);
       std::string id = h.Create(std::string(R"({"user": "alice", "phone": ")") + phone + "\"}");
       CHECK(LoadChallenge(*h.store, id).phone == "+12065550100");
@@ -191,15 +191,15 @@ TEST_SUITE("api") {
 
   TEST_CASE("invalid and premium-rate phones are 400 invalid_phone, other regions 403") {
     Harness h;
-    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"",
-                              "\"+1 900 555 0100\""}) {
+    for (const char* phone :
+         {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"", "\"+1 900 555 0100\""}) {
       CAPTURE(phone);
       CheckProblem(h.Call("POST", "/v1/challenges",
                           std::string(R"({"user": "alice", "phone": )") + phone + "}"),
                    400, "invalid_phone", "phone");
     }
-    HttpResponse french = h.Call("POST", "/v1/challenges",
-                                 R"({"user": "alice", "phone": "+33 6 12 34 56 78"})");
+    HttpResponse french =
+        h.Call("POST", "/v1/challenges", R"({"user": "alice", "phone": "+33 6 12 34 56 78"})");
     CheckProblem(french, 403, "region_not_allowed", "phone");
     CHECK(HeaderOf(french, "Retry-After").empty());
 
@@ -346,7 +346,8 @@ TEST_SUITE("api") {
 
   TEST_CASE("a wrong code is denied with attempts_remaining, and so is a numeric code") {
     Harness h;
-    h.random.ScriptFor(1'000'000, {123456});  // no leading zero, so the code is also a valid JSON number
+    h.random.ScriptFor(1'000'000,
+                       {123456});  // no leading zero, so the code is also a valid JSON number
     std::string id = h.Create();
     std::string code = h.CodeOf(id);
     REQUIRE(code == "123456");
@@ -434,8 +435,8 @@ TEST_SUITE("api") {
     h.Create();
     h.clock.Advance(1500);  // the first send leaves the window in 58.5 s
 
-    HttpResponse refused = h.Call(
-        "POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})");
+    HttpResponse refused =
+        h.Call("POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})");
 
     CheckProblem(refused, 429, "phone_sends");
     CHECK(HeaderOf(refused, "Retry-After") == "59");  // seconds, rounded up
@@ -443,8 +444,8 @@ TEST_SUITE("api") {
     CHECK(JsonOf(refused)["instance"] == "/v1/challenges");
 
     h.clock.Advance(58'500);
-    CHECK(h.Call("POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})")
-              .status == 202);
+    CHECK(h.Call("POST", "/v1/challenges", R"({"user": "bob", "phone": "+12065550100"})").status ==
+          202);
   }
 
   TEST_CASE("a resend within the cooldown is 429 resend_cooldown with Retry-After") {

@@ -266,9 +266,9 @@ TEST_SUITE("challenge_limits") {
 
   TEST_CASE("exempt numbers pass every send limit and are not counted") {
     LimitSettings limits = NoLimits();
-    for (auto rules : {&LimitSettings::user_sends, &LimitSettings::phone_sends,
-                       &LimitSettings::ip_sends, &LimitSettings::region_sends,
-                       &LimitSettings::global_sends}) {
+    for (auto rules :
+         {&LimitSettings::user_sends, &LimitSettings::phone_sends, &LimitSettings::ip_sends,
+          &LimitSettings::region_sends, &LimitSettings::global_sends}) {
       limits.*rules = {{1, kMinute}};
     }
     limits.exempt_numbers = {"+12065550199"};
@@ -767,11 +767,11 @@ TEST_SUITE("challenge_limits") {
       CHECK(row.phone_masked.find("*") != std::string::npos);
       seen.push_back(row.event + " " + row.detail.substr(0, row.detail.find(' ')));
     }
-    CHECK(seen == std::vector<std::string>{
-                      "create limit=user_sends", "create limit=phone_sends",
-                      "create limit=ip_sends", "create limit=region_sends",
-                      "create limit=global_sends", "resend limit=resend_cooldown",
-                      "verify limit=user_failures", "verify limit=ip_failures"});
+    CHECK(seen ==
+          std::vector<std::string>{"create limit=user_sends", "create limit=phone_sends",
+                                   "create limit=ip_sends", "create limit=region_sends",
+                                   "create limit=global_sends", "resend limit=resend_cooldown",
+                                   "verify limit=user_failures", "verify limit=ip_failures"});
   }
 
 }  // TEST_SUITE

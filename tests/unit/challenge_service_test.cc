@@ -16,7 +16,9 @@ namespace {
 constexpr const char* kPhone = kTestPhone;
 constexpr const char* kIp = "192.0.2.10";
 
-ChallengeSettings Settings(int max_attempts = 5) { return TestChallengeSettings(max_attempts); }
+ChallengeSettings Settings(int max_attempts = 5) {
+  return TestChallengeSettings(max_attempts);
+}
 
 // The shared service fixture with no limits, and the calls these tests make most.
 struct Harness : ServiceFixture {
@@ -602,9 +604,8 @@ TEST_SUITE("challenge_service") {
     SodiumRandom random;
     ChallengeService service = h.ServiceWith(random);
 
-    std::vector<CreatedChallenge> created = RunTogether<CreatedChallenge>(10, [&](int) {
-      return service.Create(UsRequest("alice"));
-    });
+    std::vector<CreatedChallenge> created =
+        RunTogether<CreatedChallenge>(10, [&](int) { return service.Create(UsRequest("alice")); });
 
     CHECK(created.size() == 10);
 

@@ -42,7 +42,8 @@ int LineCount(const std::string& text) {
 // "5/900s,10/86400s": rules as RateRule::ToString writes them, for compact comparisons.
 std::string RulesText(const std::vector<RateRule>& rules) {
   std::string out;
-  for (const RateRule& rule : rules) out += (out.empty() ? "" : ",") + rule.ToString();
+  for (const RateRule& rule : rules)
+    out += (out.empty() ? "" : ",") + rule.ToString();
   return out;
 }
 
@@ -516,10 +517,10 @@ cool_off = "2h"
   }
 
   TEST_CASE("bad rates are reported with file, line and key") {
-    for (const char* key : {"user_sends", "phone_sends", "ip_sends", "region_sends",
-                            "global_sends", "user_failures", "ip_failures"}) {
-      for (const char* rate : {"5", "0/1m", "5/0s", "x/1m", "5/", "/1m", "-1/1m", "5/31d",
-                               "100001/1m", "5/15x", ""}) {
+    for (const char* key : {"user_sends", "phone_sends", "ip_sends", "region_sends", "global_sends",
+                            "user_failures", "ip_failures"}) {
+      for (const char* rate :
+           {"5", "0/1m", "5/0s", "x/1m", "5/", "/1m", "-1/1m", "5/31d", "100001/1m", "5/15x", ""}) {
         CAPTURE(key);
         CAPTURE(rate);
         std::string problems =
@@ -554,8 +555,7 @@ cool_off = "2h"
   }
 
   TEST_CASE("unknown blocked types are refused, listing the known ones") {
-    std::string problems =
-        Problems("[phone]\nblocked_types = [\"premium_rate\", \"satellite\"]\n");
+    std::string problems = Problems("[phone]\nblocked_types = [\"premium_rate\", \"satellite\"]\n");
     CHECK(Contains(problems, std::string(kOrigin) + ":2: phone.blocked_types:"));
     CHECK(Contains(problems, "\"satellite\""));
     CHECK(Contains(problems, "premium_rate"));  // in the list of known types
@@ -569,24 +569,21 @@ cool_off = "2h"
         "[limits]\n"
         "exempt_numbers = [\"+1 206 555 0199\", \"(206) 555-0198\", \"+44 20 7946 0958\",\n"
         "                  \"+1 900 555 0100\", \"+12065550197 \"]\n");
-    CHECK(c.limits.exempt_numbers ==
-          std::vector<std::string>{"+12065550199", "+12065550198", "+442079460958",
-                                   "+19005550100", "+12065550197"});
+    CHECK(c.limits.exempt_numbers == std::vector<std::string>{"+12065550199", "+12065550198",
+                                                              "+442079460958", "+19005550100",
+                                                              "+12065550197"});
   }
 
   TEST_CASE("an exempt number that is not a phone number is refused with the key") {
-    std::string problems =
-        Problems("[limits]\nexempt_numbers = [\"+12065550199\", \"abc\"]\n");
+    std::string problems = Problems("[limits]\nexempt_numbers = [\"+12065550199\", \"abc\"]\n");
     CHECK(Contains(problems, std::string(kOrigin) + ":2: limits.exempt_numbers:"));
     CHECK(Contains(problems, "\"abc\""));
     CHECK(LineCount(problems) == 1);
   }
 
   TEST_CASE("min_conversion must be a number from 0 to 1") {
-    CHECK(MustParse("[limits.pumping]\nmin_conversion = 0\n").limits.pumping.min_conversion ==
-          0.0);
-    CHECK(MustParse("[limits.pumping]\nmin_conversion = 1\n").limits.pumping.min_conversion ==
-          1.0);
+    CHECK(MustParse("[limits.pumping]\nmin_conversion = 0\n").limits.pumping.min_conversion == 0.0);
+    CHECK(MustParse("[limits.pumping]\nmin_conversion = 1\n").limits.pumping.min_conversion == 1.0);
     CHECK(MustParse("[limits.pumping]\nmin_conversion = 1.0\n").limits.pumping.min_conversion ==
           1.0);
 
@@ -602,12 +599,10 @@ cool_off = "2h"
     CHECK(Contains(Problems("[limits.pumping]\nfloor = 0\n"), "limits.pumping.floor:"));
     CHECK(Contains(Problems("[limits.pumping]\nenabled = \"yes\"\n"),
                    "limits.pumping.enabled: must be true or false"));
-    CHECK(Contains(Problems("[limits.pumping]\ncool_off = \"500ms\"\n"),
-                   "limits.pumping.cool_off:"));
-    CHECK(Contains(Problems("[limits.pumping]\ncool_off = \"8d\"\n"),
-                   "limits.pumping.cool_off:"));
-    CHECK(Contains(Problems("[limits]\nresend_cooldown = \"500ms\"\n"),
-                   "limits.resend_cooldown:"));
+    CHECK(
+        Contains(Problems("[limits.pumping]\ncool_off = \"500ms\"\n"), "limits.pumping.cool_off:"));
+    CHECK(Contains(Problems("[limits.pumping]\ncool_off = \"8d\"\n"), "limits.pumping.cool_off:"));
+    CHECK(Contains(Problems("[limits]\nresend_cooldown = \"500ms\"\n"), "limits.resend_cooldown:"));
     CHECK(Contains(Problems("[limits]\nresend_cooldown = 30\n"),
                    "limits.resend_cooldown: must be a duration"));
     CHECK(MustParse("[limits]\nresend_cooldown = \"1s\"\n").limits.resend_cooldown_ms == 1000);

@@ -54,7 +54,8 @@ TEST_SUITE("encoding") {
   TEST_CASE("UCS-2 segments: 70 in one, then 67 per segment") {
     std::string one_char = "Ж";
     std::string seventy, seventy_one;
-    for (int i = 0; i < 70; ++i) seventy += one_char;
+    for (int i = 0; i < 70; ++i)
+      seventy += one_char;
     seventy_one = seventy + one_char;
 
     CHECK(MeasureMessage(seventy).segments == 1);

@@ -9,7 +9,7 @@ using namespace sidecar;
 namespace {
 
 MessageSettings Settings(std::string text, std::int64_t ttl_ms = 300'000, std::string domain = "") {
-  return MessageSettings{std::move(text), "Acme", std::move(domain), ttl_ms};
+  return MessageSettings{std::move(text), "Acme", std::move(domain), ttl_ms, {}};
 }
 
 void CheckInvalid(const std::string& text) {

@@ -2,8 +2,8 @@
 
 #include <doctest/doctest.h>
 
-#include <nlohmann/json.hpp>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
@@ -86,8 +86,7 @@ TEST_SUITE("problem") {
       CHECK(problem.status == 429);
       CHECK(BodyOf(problem)["retry_after"] == seconds);
     }
-    CHECK_FALSE(BodyOf(MakeProblem(MakeError("phone_sends", "m"), ""))
-                    .contains("retry_after"));
+    CHECK_FALSE(BodyOf(MakeProblem(MakeError("phone_sends", "m"), "")).contains("retry_after"));
   }
 
   TEST_CASE("every status in the body matches the status returned") {

@@ -131,8 +131,7 @@ TEST_SUITE("requests") {
     std::string french_mobile = BodyWithPhone("\"+33 6 12 34 56 78\"");
 
     CAPTURE(french_mobile);
-    CheckError(ParseCreateRequest(french_mobile, PhonesFor({"US"})), "region_not_allowed",
-               "phone");
+    CheckError(ParseCreateRequest(french_mobile, PhonesFor({"US"})), "region_not_allowed", "phone");
     CheckError(ParseCreateRequest(french_mobile, UsPhones()), "region_not_allowed", "phone");
 
     Result<CreateRequest> allowed = ParseCreateRequest(french_mobile, PhonesFor({"US", "FR"}));
@@ -203,9 +202,8 @@ TEST_SUITE("requests") {
 
   TEST_CASE("a missing or invalid phone is invalid_phone") {
     CheckCreateError(R"({"user": "alice"})", "invalid_phone", "phone");
-    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"",
-                              "\"+1 900 555 0100\"", "12065550100", "[\"+12065550100\"]", "true",
-                              "{}"}) {
+    for (const char* phone : {"null", "\"\"", "\"abc\"", "\"+1\"", "\"12\"", "\"+1 900 555 0100\"",
+                              "12065550100", "[\"+12065550100\"]", "true", "{}"}) {
       CheckCreateError(std::string("{\"user\": \"alice\", \"phone\": ") + phone + "}",
                        "invalid_phone", "phone");
     }

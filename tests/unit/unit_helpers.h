@@ -143,7 +143,8 @@ inline std::vector<AuditRow> AuditWhere(const std::string& db_path, const std::s
   std::vector<AuditRow> out;
   for (const auto& row :
        reader.Rows("SELECT event, outcome, user, client_ip, phone_masked, detail FROM audit_events "
-                   "WHERE " + column + " = ?1 ORDER BY id",
+                   "WHERE " +
+                       column + " = ?1 ORDER BY id",
                    {value})) {
     out.push_back(AuditRow{row[0], row[1], row[2], row[3], row[4], row[5]});
   }
@@ -339,13 +340,16 @@ std::vector<Result<T>> RunTogetherResults(int count, Body body) {
   for (int i = 0; i < count; ++i) {
     threads.emplace_back([&, i] {
       ready.fetch_add(1);
-      while (!go.load()) std::this_thread::yield();
+      while (!go.load())
+        std::this_thread::yield();
       results[static_cast<std::size_t>(i)] = body(i);
     });
   }
-  while (ready.load() < count) std::this_thread::yield();
+  while (ready.load() < count)
+    std::this_thread::yield();
   go.store(true);
-  for (std::thread& thread : threads) thread.join();
+  for (std::thread& thread : threads)
+    thread.join();
   return results;
 }
 
