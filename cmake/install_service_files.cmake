@@ -1,7 +1,8 @@
 # Installs the systemd unit and the example configuration, at install time so that
 # `cmake --install build --prefix P` puts them under P and the unit names P's binary.
 #
-# Inputs: OTP_SIDECAR_SOURCE_DIR, OTP_SIDECAR_BINDIR (relative to the prefix);
+# Inputs: OTP_SIDECAR_SOURCE_DIR, OTP_SIDECAR_BINARY_DIR, OTP_SIDECAR_BINDIR (relative to the
+# prefix);
 # CMAKE_INSTALL_PREFIX is the prefix given to `cmake --install`.
 
 set(prefix "${CMAKE_INSTALL_PREFIX}")
@@ -17,7 +18,7 @@ string(REPLACE "/usr/bin/otp-sidecar" "${prefix}/${OTP_SIDECAR_BINDIR}/otp-sidec
 string(REPLACE "/etc/otp-sidecar/" "${confdir}/" unit "${unit}")
 
 # Written to a staging file first so that file(INSTALL) records it in the install manifest.
-set(staged_unit "${CMAKE_CURRENT_BINARY_DIR}/staged/otp-sidecar.service")
+set(staged_unit "${OTP_SIDECAR_BINARY_DIR}/staged/otp-sidecar.service")
 file(WRITE "${staged_unit}" "${unit}")
 file(INSTALL "${staged_unit}" DESTINATION "$ENV{DESTDIR}${prefix}/lib/systemd/system")
 
