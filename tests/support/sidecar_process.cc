@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -16,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+extern char** environ;
 
 #ifndef OTP_SIDECAR_BINARY
 #error "OTP_SIDECAR_BINARY must name the otp-sidecar binary"
@@ -42,19 +45,47 @@ int OpenForAppend(const std::string& path) {
   return fd;
 }
 
-// Starts OTP_SIDECAR_BINARY with `args` in `dir`, stdin from /dev/null and stdout/stderr
-// appended to the given files. Only async-signal-safe calls happen between fork and exec.
+// Pointers to the strings of `storage`, ended by a null pointer, for exec.
+std::vector<char*> NullTerminated(std::vector<std::string>& storage) {
+  std::vector<char*> pointers;
+  for (std::string& text : storage) {
+    pointers.push_back(text.data());
+  }
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// The "NAME=" part of an environment entry.
+std::string EnvName(const std::string& entry) {
+  return entry.substr(0, entry.find('=') + 1);
+}
+
+// `extra` ("NAME=value") and then the test process's environment without the names that
+// `extra` sets.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env(extra.begin(), extra.end());
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string inherited = *entry;
+    bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& mine) {
+      return EnvName(mine) == EnvName(inherited);
+    });
+    if (!replaced) env.push_back(inherited);
+  }
+  return env;
+}
+
+// Starts OTP_SIDECAR_BINARY with `args` and the test's environment plus `env` in `dir`,
+// stdin from /dev/null and stdout/stderr appended to the given files. Only
+// async-signal-safe calls happen between fork and exec.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
-            const std::string& out_path, const std::string& err_path) {
+            const std::string& out_path, const std::string& err_path,
+            const std::vector<std::string>& env = {}) {
   (void)kSigpipeIgnored;
-  std::string binary = OTP_SIDECAR_BINARY;
-  std::vector<std::string> storage;
-  storage.push_back(binary);
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : storage)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> arg_storage = {OTP_SIDECAR_BINARY};
+  arg_storage.insert(arg_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv = NullTerminated(arg_storage);
+  std::vector<std::string> env_storage = ChildEnvironment(env);
+  std::vector<char*> envp = NullTerminated(env_storage);
 
   int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (in < 0) throw std::runtime_error("cannot open /dev/null");
@@ -79,7 +110,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
     for (int fd = 3; fd < 4096; ++fd)
       ::close(fd);  // sockets of the test's own clients
     if (::chdir(dir.c_str()) != 0) ::_exit(127);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   int fork_errno = errno;
@@ -242,9 +273,11 @@ SidecarProcess::~SidecarProcess() {
 }
 
 std::vector<std::string> SidecarProcess::Arguments() const {
-  std::vector<std::string> args = {"serve",      "--listen",      options_.listen,
-                                   "--database", database_path(), "--sms-provider",
-                                   "file",       "--sms-file",    sms_path()};
+  std::vector<std::string> args = {"serve", "--listen", options_.listen, "--database",
+                                   database_path()};
+  if (options_.file_provider) {
+    args.insert(args.end(), {"--sms-provider", "file", "--sms-file", sms_path()});
+  }
   if (!config_text_.empty()) {
     args.push_back("--config");
     args.push_back(config_path());
@@ -256,7 +289,7 @@ std::vector<std::string> SidecarProcess::Arguments() const {
 void SidecarProcess::Start() {
   std::string err_path = dir_.File("stderr.log");
   std::size_t offset = ReadFileBytes(err_path).size();  // earlier runs' lines come first
-  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path);
+  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path, options_.env);
   port_ = 0;
 
   auto fail = [&](const std::string& why) {

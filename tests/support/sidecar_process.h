@@ -8,7 +8,10 @@
 //   otp-sidecar serve --listen 127.0.0.1:0 --database DIR/otp.db --sms-provider file
 //                     --sms-file DIR/sms.jsonl [--config DIR/config.toml] [extra flags]
 //
-// with stdout and stderr appended to DIR/stdout.log and DIR/stderr.log. The abuse limits
+// (without the two file-provider flags when SidecarOptions::file_provider is false, so that
+// the configuration's [sms] providers list is used), with the test's environment plus
+// SidecarOptions::env, and with stdout and stderr appended to DIR/stdout.log and
+// DIR/stderr.log. The abuse limits
 // (the [limits] table) can be relaxed per test with SidecarOptions::limits_off and
 // SidecarOptions::limits instead of writing TOML by hand. It waits (with a
 // deadline, by polling) for the "msg=listening address=127.0.0.1:PORT" line and then for
@@ -67,6 +70,11 @@ struct SidecarOptions {
   std::string config_toml;              // written to DIR/config.toml and passed when not empty
   std::vector<std::string> extra_args;  // appended after the default serve flags
   std::string listen = "127.0.0.1:0";
+  // Pass --sms-provider file --sms-file DIR/sms.jsonl; false leaves the provider to the
+  // configuration.
+  bool file_provider = true;
+  // "NAME=value" entries added to the test's environment for the sidecar.
+  std::vector<std::string> env;
 
   // Start from every abuse limit off: resend_cooldown = "1s" (the smallest allowed), every
   // send and failure rule list empty, and the pumping guard disabled. Phone validation and

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "support/fakes.h"
-#include "unit/http_fakes.h"
+#include "support/http_fakes.h"
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;

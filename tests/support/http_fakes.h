@@ -1,8 +1,9 @@
 #pragma once
 
-// Servers for the tests of the providers that speak HTTP: a throw-away PKI, a recording
-// HTTP(S) server, a listener that closes every connection and a port that refuses them. All
-// of them live on 127.0.0.1 and only as long as the test that made them.
+// Servers for the tests of the providers that speak HTTP, shared by the unit and the
+// integration tests: a throw-away PKI, a running httplib server, a recording HTTP(S) server,
+// a listener that closes every connection and a port that refuses them. All of them live on
+// 127.0.0.1 and only as long as the test that made them.
 
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -15,16 +16,18 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "support/fakes.h"
-#include "unit/unit_helpers.h"
 
 namespace sidecar::testing {
 
@@ -35,17 +38,32 @@ namespace sidecar::testing {
   return true;
 }();
 
-// Calls `done` every millisecond until it is true (returns true) or `limit` has passed
-// (returns false).
-template <typename Condition>
-bool PollUntil(Condition done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
+namespace http_fakes_detail {
+
+inline std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+inline void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  REQUIRE(out.good());
+}
+
+// Waits (polling every millisecond, at most ten seconds) until `server` is running.
+inline bool WaitUntilRunning(const httplib::Server& server) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!server.is_running()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
 }
+
+}  // namespace http_fakes_detail
 
 // A throw-away certificate authority and a server certificate for `ip` signed by it, made
 // with the openssl command line in `dir`. The files are named after `name`.
@@ -60,8 +78,9 @@ class TestPki {
     cert_file = base + "-server.crt";
     key_file = base + "-server.key";
     log_file_ = base + "-openssl.log";
-    WriteWholeFile(extensions, "subjectAltName=IP:" + ip +
-                                   "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+    http_fakes_detail::WriteText(
+        extensions,
+        "subjectAltName=IP:" + ip + "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
 
     const std::string new_key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     Openssl("req -x509" + new_key + " -days 2 -subj '/CN=otp-sidecar test CA " + name + "'" +
@@ -83,25 +102,27 @@ class TestPki {
 
   void Openssl(const std::string& arguments) const {
     int rc = std::system(("openssl " + arguments + " >" + Quoted(log_file_) + " 2>&1").c_str());
-    REQUIRE_MESSAGE(rc == 0, "openssl " << arguments << ": " << ReadWholeFile(log_file_));
+    REQUIRE_MESSAGE(rc == 0,
+                    "openssl " << arguments << ": " << http_fakes_detail::ReadText(log_file_));
   }
 
   std::string log_file_;
 };
 
-// Runs `server` on a free port of 127.0.0.1 from construction to destruction.
+// Runs `server` on 127.0.0.1 (a free port, or `port`) from construction to destruction.
 class RunningServer {
  public:
-  explicit RunningServer(httplib::Server& server) : server_(server) {
+  explicit RunningServer(httplib::Server& server, int port = 0) : server_(server) {
     REQUIRE(server_.is_valid());
     server_.set_socket_options([](int sock) {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    port_ = Bind(port);
     REQUIRE(port_ > 0);
+
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    bool running = PollUntil([this] { return server_.is_running(); });
+    bool running = http_fakes_detail::WaitUntilRunning(server_);
     if (!running) thread_.detach();
     REQUIRE(running);
   }
@@ -115,6 +136,11 @@ class RunningServer {
   int port() const { return port_; }
 
  private:
+  int Bind(int port) {
+    if (port == 0) return server_.bind_to_any_port("127.0.0.1");
+    return server_.bind_to_port("127.0.0.1", port) ? port : -1;
+  }
+
   httplib::Server& server_;
   int port_ = 0;
   std::thread thread_;
@@ -202,13 +228,14 @@ inline int BindLoopbackSocket(int& port) {
   return sock;
 }
 
-// A listener on 127.0.0.1 that accepts each connection and closes it without answering;
-// with `read_request`, only after reading the request's head and body.
+// A listener on 127.0.0.1 that accepts each connection and closes it without answering: at
+// once, or with `read_request` only once the whole request (head and Content-Length body)
+// has arrived.
 class SilentServer {
  public:
-  explicit SilentServer(bool read_request) : read_request_(read_request) {
+  explicit SilentServer(bool read_request = false) : read_request_(read_request) {
     listener_ = BindLoopbackSocket(port_);
-    REQUIRE(::listen(listener_, 8) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
     thread_ = std::thread([this] { Run(); });
   }
   ~SilentServer() {
@@ -221,9 +248,15 @@ class SilentServer {
 
   int port() const { return port_; }
   int accepted() const { return accepted_.load(); }
+  // The requests read in full (with `read_request`), oldest first.
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return requests_;
+  }
+  // The last request read in full; "" when there is none.
   std::string last_request() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return last_request_;
+    return requests_.empty() ? "" : requests_.back();
   }
 
  private:
@@ -244,18 +277,22 @@ class SilentServer {
     char buffer[4096];
     while (!Complete(request)) {
       ssize_t n = ::recv(connection, buffer, sizeof buffer, 0);
-      if (n <= 0) break;
+      if (n <= 0) break;  // keeps what arrived, for the test's message
       request.append(buffer, static_cast<std::size_t>(n));
     }
+
     std::lock_guard<std::mutex> lock(mutex_);
-    last_request_ = request;
+    requests_.push_back(request);
   }
 
   static bool Complete(const std::string& request) {
     std::size_t head_end = request.find("\r\n\r\n");
     if (head_end == std::string::npos) return false;
-    std::size_t length_at = request.find("Content-Length: ");
-    std::size_t length = length_at < head_end ? std::stoul(request.substr(length_at + 16)) : 0;
+
+    static const std::regex kLength("\r\nContent-Length: *([0-9]+)\r\n", std::regex::icase);
+    std::string head = request.substr(0, head_end + 2);
+    std::smatch match;
+    std::size_t length = std::regex_search(head, match, kLength) ? std::stoul(match[1].str()) : 0;
     return request.size() >= head_end + 4 + length;
   }
 
@@ -265,19 +302,24 @@ class SilentServer {
   std::atomic<int> accepted_{0};
   std::thread thread_;
   std::mutex mutex_;
-  std::string last_request_;  // guarded by mutex_
+  std::vector<std::string> requests_;  // guarded by mutex_
 };
 
 // A port of 127.0.0.1 that is bound but not listening: connections to it are refused, and
-// nothing else can take it while the test runs.
+// nothing else can take it until Release() (or the end of the test).
 class RefusingPort {
  public:
   RefusingPort() { socket_ = BindLoopbackSocket(port_); }
-  ~RefusingPort() { ::close(socket_); }
+  ~RefusingPort() { Release(); }
   RefusingPort(const RefusingPort&) = delete;
   RefusingPort& operator=(const RefusingPort&) = delete;
 
   int port() const { return port_; }
+  // Frees the port, so that a test can start a server on it.
+  void Release() {
+    if (socket_ >= 0) ::close(socket_);
+    socket_ = -1;
+  }
 
  private:
   int socket_ = -1;
