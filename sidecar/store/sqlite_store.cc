@@ -235,9 +235,11 @@ class SqliteStore::Tx final : public StoreTx {
   }
 
   Result<std::optional<Challenge>> FindLatestChallengeOfUser(std::string_view user) override {
+    // Insertion order, not created_at: two creates racing for the store, or a clock stepped
+    // back, can give the challenge that superseded another an earlier created_at. SQLite gives a
+    // new row a rowid above every row in the table.
     return QueryOneChallenge(Sql("SELECT ", kChallengeColumns,
-                                 " FROM challenges WHERE user = ?1 "
-                                 "ORDER BY created_at DESC, rowid DESC LIMIT 1"),
+                                 " FROM challenges WHERE user = ?1 ORDER BY rowid DESC LIMIT 1"),
                              user, "reading latest challenge");
   }
 

@@ -27,7 +27,8 @@ class StoreTx {
 
   virtual Result<std::optional<Challenge>> FindChallenge(std::string_view id) = 0;
 
-  // The user's most recent challenge, whatever its status.
+  // The user's most recently inserted challenge, whatever its status. Insertion order, not
+  // created_at, so that a clock stepped back cannot hide the live challenge.
   virtual Result<std::optional<Challenge>> FindLatestChallengeOfUser(std::string_view user) = 0;
 
   virtual Result<std::vector<Challenge>> FindPendingChallengesOfUser(std::string_view user) = 0;

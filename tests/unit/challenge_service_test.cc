@@ -310,6 +310,21 @@ TEST_SUITE("challenge_service") {
     CHECK(again->status == VerifyStatus::kUsed);
   }
 
+  TEST_CASE("VerifyByUser finds the newest challenge after the clock steps back") {
+    Harness h;
+    CreatedChallenge first = h.Create("alice");
+    h.clock.Advance(-120'000);
+    CreatedChallenge second = h.Create("alice");
+    REQUIRE(second.created_at < first.created_at);
+    std::string second_code = h.CodeOf(second.id);
+
+    Result<VerifyResult> right = h.service.VerifyByUser("alice", {second_code, true}, kIp);
+
+    REQUIRE(right.ok());
+    CHECK(right->challenge_id == second.id);
+    CHECK(right->status == VerifyStatus::kApproved);
+  }
+
   TEST_CASE("VerifyByUser with no challenge is no_challenge") {
     Harness h;
     h.Create("alice");
