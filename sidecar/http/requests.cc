@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -90,15 +91,24 @@ Result<std::string> ParseClientIp(const json& object) {
   Result<std::string> text = OptionalString(object, "client_ip", 64);
   if (!text.ok() || text->empty()) return text;
 
-  // Stored in canonical form so that "::FFFF:1.2.3.4" and "::ffff:1.2.3.4" are one address.
+  // Stored in canonical form so that one address has one spelling for the per-IP limits:
+  // "::FFFF:1.2.3.4" and "::ffff:102:304" are both "1.2.3.4". A NUL would end the text early
+  // for inet_pton, so "1.2.3.4\u0000x" is refused rather than read as "1.2.3.4".
   unsigned char address[16];
   char canonical[INET6_ADDRSTRLEN];
-  if (inet_pton(AF_INET, text->c_str(), address) == 1) {
+  bool has_nul = text->find('\0') != std::string::npos;
+  if (!has_nul && inet_pton(AF_INET, text->c_str(), address) == 1) {
     inet_ntop(AF_INET, address, canonical, sizeof canonical);
     return std::string(canonical);
   }
-  if (inet_pton(AF_INET6, text->c_str(), address) == 1) {
-    inet_ntop(AF_INET6, address, canonical, sizeof canonical);
+  if (!has_nul && inet_pton(AF_INET6, text->c_str(), address) == 1) {
+    static const unsigned char kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    bool mapped = std::equal(kMappedPrefix, kMappedPrefix + 12, address);
+    if (mapped) {
+      inet_ntop(AF_INET, address + 12, canonical, sizeof canonical);
+    } else {
+      inet_ntop(AF_INET6, address, canonical, sizeof canonical);
+    }
     return std::string(canonical);
   }
   return MakeError("invalid_field", "\"client_ip\" must be an IPv4 or IPv6 address", "client_ip");
@@ -145,6 +155,8 @@ Result<CodeAttempt> ParseCode(const json& object) {
     return MakeError("invalid_field", "\"code\" must be a string of digits", "code");
   }
   const std::string& text = it->get_ref<const std::string&>();
+  // An empty code is a field left blank, not a guess: refused like a missing one, at no cost.
+  if (text.empty()) return MakeError("missing_field", "\"code\" is required", "code");
   // An over-long code cannot match; it is kept short so the audit trail and hashing stay
   // cheap, but it still counts as an attempt.
   if (text.size() > kMaxCodeBytes) return CodeAttempt{"", false};

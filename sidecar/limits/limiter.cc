@@ -1,5 +1,7 @@
 #include "limits/limiter.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 namespace sidecar {
@@ -16,6 +18,21 @@ std::int64_t LongestWindow(const std::vector<RateRule>& rules) {
   return longest;
 }
 
+// The key the per-IP limits count under. One IPv6 host usually holds a whole /64, and
+// walking through it costs an attacker nothing, so IPv6 addresses count per /64 prefix.
+std::string IpLimitKey(const std::string& client_ip) {
+  unsigned char address[16];
+  if (client_ip.find(':') == std::string::npos ||
+      inet_pton(AF_INET6, client_ip.c_str(), address) != 1) {
+    return client_ip;
+  }
+
+  std::fill(address + 8, address + 16, 0);
+  char prefix[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, address, prefix, sizeof prefix);
+  return std::string(prefix) + "/64";
+}
+
 }  // namespace
 
 Limiter::Limiter(LimitSettings settings) : settings_(std::move(settings)) {}
@@ -25,7 +42,7 @@ std::vector<std::pair<Limiter::Scope, std::string>> Limiter::SendScopes(
   return {
       {{"user_sends", &settings_.user_sends}, subject.user},
       {{"phone_sends", &settings_.phone_sends}, subject.phone},
-      {{"ip_sends", &settings_.ip_sends}, subject.client_ip},
+      {{"ip_sends", &settings_.ip_sends}, IpLimitKey(subject.client_ip)},
       {{"region_sends", &settings_.region_sends}, subject.region},
       {{"global_sends", &settings_.global_sends}, kGlobalKey},
   };
@@ -141,14 +158,14 @@ Result<std::optional<Refusal>> Limiter::CheckVerify(StoreTx& tx, const std::stri
   Result<std::optional<Refusal>> user_refused =
       CheckScope(tx, Scope{"user_failures", &settings_.user_failures}, user, now);
   if (!user_refused.ok() || user_refused->has_value()) return user_refused;
-  return CheckScope(tx, Scope{"ip_failures", &settings_.ip_failures}, client_ip, now);
+  return CheckScope(tx, Scope{"ip_failures", &settings_.ip_failures}, IpLimitKey(client_ip), now);
 }
 
 Status Limiter::RecordFailure(StoreTx& tx, const std::string& user, const std::string& client_ip,
                               TimeMs now) const {
   Status counted = CountIn(tx, Scope{"user_failures", &settings_.user_failures}, user, now);
   if (counted.ok())
-    counted = CountIn(tx, Scope{"ip_failures", &settings_.ip_failures}, client_ip, now);
+    counted = CountIn(tx, Scope{"ip_failures", &settings_.ip_failures}, IpLimitKey(client_ip), now);
   if (!counted.ok()) return counted;
 
   Result<FailureStreak> streak = tx.FindFailureStreak(user);

@@ -62,7 +62,8 @@ struct Refusal {
 struct SendSubject {
   std::string user;
   std::string phone;      // E.164
-  std::string client_ip;  // may be empty: the per-IP limit is then not applied
+  std::string client_ip;  // canonical; may be empty: the per-IP limits are then not applied.
+                          // IPv6 addresses count per /64 prefix.
   std::string region;
 };
 

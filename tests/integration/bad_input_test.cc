@@ -112,6 +112,7 @@ TEST_CASE("bad verify bodies are 400 problems and cost no attempt") {
       {"array body", R"([")" + code + R"("])", "invalid_body", ""},
       {"string body", "\"" + code + "\"", "invalid_body", ""},
       {"missing code", "{}", "missing_field", "code"},
+      {"empty code", R"({"code":""})", "missing_field", "code"},
       {"null code", R"({"code":null})", "invalid_field", "code"},
       {"boolean code", R"({"code":true})", "invalid_field", "code"},
       {"array code", R"({"code":[")" + code + R"("]})", "invalid_field", "code"},
@@ -138,6 +139,7 @@ TEST_CASE("bad verify bodies are 400 problems and cost no attempt") {
       {"over-long user", R"({"user":")" + LongUser(257) + R"(","code":")" + code + R"("})",
        "invalid_field", "user"},
       {"missing code", R"({"user":"alice"})", "missing_field", "code"},
+      {"empty code", R"({"user":"alice","code":""})", "missing_field", "code"},
       {"unknown field", R"({"user":"alice","code":")" + code + R"(","id":"x"})", "unknown_field",
        "id"},
   };

@@ -180,6 +180,23 @@ TEST_SUITE("limiter") {
     }
   }
 
+  TEST_CASE("IPv6 client addresses count per /64 prefix") {
+    LimitSettings s = NoLimits();
+    s.ip_sends = {{1, kMinute}};
+    s.ip_failures = {{1, kHour}};
+    Harness h(s);
+
+    CHECK_FALSE(h.Admit(Subject("a", "+12065550100", "2001:db8:1:2::1"), kT0).has_value());
+    CHECK(h.Admit(Subject("b", "+12065550101", "2001:db8:1:2:ffff::9"), kT0 + 1)->limit ==
+          "ip_sends");
+    CHECK_FALSE(h.Admit(Subject("c", "+12065550102", "2001:db8:1:3::1"), kT0 + 2).has_value());
+
+    h.Fail("a", "2001:db8:1:2::1", kT0 + 3);
+    CHECK(h.CheckVerify("b", "2001:db8:1:2:abcd::1", kT0 + 4)->limit == "ip_failures");
+    CHECK_FALSE(h.CheckVerify("b", "2001:db8:1:3::1", kT0 + 4).has_value());
+    CHECK_FALSE(h.CheckVerify("b", "192.0.2.1", kT0 + 4).has_value());
+  }
+
   TEST_CASE("without a client ip the per-IP limit is not applied") {
     LimitSettings s = NoLimits();
     s.ip_sends = {{1, kMinute}};

@@ -213,15 +213,17 @@ TEST_SUITE("requests") {
     CHECK(ClientIpOf("\"192.0.2.1\"") == "192.0.2.1");
     CHECK(ClientIpOf("\"2001:DB8::1\"") == "2001:db8::1");
     CHECK(ClientIpOf("\"2001:0db8:0000:0000:0000:0000:0000:0001\"") == "2001:db8::1");
-    CHECK(ClientIpOf("\"::FFFF:192.0.2.1\"") == "::ffff:192.0.2.1");
+    CHECK(ClientIpOf("\"::FFFF:192.0.2.1\"") == "192.0.2.1");
+    CHECK(ClientIpOf("\"::ffff:c000:201\"") == "192.0.2.1");
+    CHECK(ClientIpOf("\"::192.0.2.1\"") == "::192.0.2.1");
     CHECK(ClientIpOf("\"::1\"") == "::1");
     CHECK(ClientIpOf("null").empty());
   }
 
   TEST_CASE("an invalid client_ip is invalid_field") {
-    for (const char* ip :
-         {"\"999.1.1.1\"", "\"1.2.3\"", "\"example.com\"", "\"192.0.2.1:80\"", "\"[::1]\"",
-          "\" 192.0.2.1\"", "\"fe80::1%eth0\"", "42", "true", "[\"::1\"]"}) {
+    for (const char* ip : {"\"999.1.1.1\"", "\"1.2.3\"", "\"example.com\"", "\"192.0.2.1:80\"",
+                           "\"[::1]\"", "\" 192.0.2.1\"", "\"fe80::1%eth0\"",
+                           "\"192.0.2.1\\u0000x\"", "\"::1\\u0000\"", "42", "true", "[\"::1\"]"}) {
       CheckCreateError(CreateBody(std::string(", \"client_ip\": ") + ip), "invalid_field",
                        "client_ip");
       CheckVerifyError(std::string("{\"code\": \"123456\", \"client_ip\": ") + ip + "}", false,
@@ -295,8 +297,10 @@ TEST_SUITE("requests") {
     }
   }
 
-  TEST_CASE("a missing code is missing_field") {
+  TEST_CASE("a missing or empty code is missing_field") {
     CheckVerifyError("{}", false, "missing_field", "code");
+    CheckVerifyError(R"({"code": ""})", false, "missing_field", "code");
+    CheckVerifyError(R"({"user": "alice", "code": ""})", true, "missing_field", "code");
     CheckVerifyError(R"({"client_ip": "::1"})", false, "missing_field", "code");
   }
 
