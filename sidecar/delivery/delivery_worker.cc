@@ -285,14 +285,18 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
     case SendOutcome::Kind::kPermanentFailure: {
       d.error = outcome.reason;
       bool permanent = outcome.kind == SendOutcome::Kind::kPermanentFailure;
-      bool give_up_here = permanent || d.provider_attempts >= settings_.max_attempts;
+      std::int64_t delay =
+          outcome.retry_after_ms > 0 ? outcome.retry_after_ms : Backoff(d.provider_attempts);
+      // A provider that asks to wait past the challenge's end (a long Retry-After) has as
+      // good as run out of retries: the code is useless by the time it would go.
+      bool waits_too_long = now + delay >= job.challenge.expires_at;
+      bool give_up_here =
+          permanent || d.provider_attempts >= settings_.max_attempts || waits_too_long;
       // A bad number fails on every provider; only a provider's own failure (or retries
       // running out on it) is worth another provider's try.
       bool worth_failover = provider_at_fault && (!permanent || outcome.provider_failure);
       SmsProvider* next = give_up_here && worth_failover ? ProviderAfter(d.provider) : nullptr;
       if (!give_up_here) {
-        std::int64_t delay =
-            outcome.retry_after_ms > 0 ? outcome.retry_after_ms : Backoff(d.provider_attempts);
         d.state = DeliveryState::kQueued;
         d.next_attempt_at = now + delay;
       } else if (next != nullptr) {

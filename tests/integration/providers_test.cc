@@ -754,7 +754,10 @@ TEST_SUITE("providers") {
         Millis(8000), Millis(50));
     INFO("GET: ", view.describe());
     REQUIRE(ended);
-    CHECK(DeliveryString(view, "error") == "expired");
+    // Ended by the sweeper ("expired"), or given up at once when the next retry would come
+    // after the deadline, with the provider's own error.
+    std::string error = DeliveryString(view, "error");
+    CHECK((error == "expired" || error.rfind("cannot send to 127.0.0.1:", 0) == 0));
     CHECK(DeliveryAttempts(view) >= 1);
 
     port.Release();

@@ -178,6 +178,34 @@ TEST_SUITE("delivery_worker") {
     CHECK(h.Latest(id).state == DeliveryState::kSent);
   }
 
+  TEST_CASE("a Retry-After past the challenge's end hands the message to the next provider") {
+    Harness h(2);
+    h.primary->Script({SendOutcome::Retry("rate limited", 600'000)});
+    std::string id = h.Create();
+
+    CHECK(h.worker->DrainDue() == 2);
+
+    CHECK(h.primary->sent().size() == 1);
+    CHECK(h.secondary->sent().size() == 1);
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kSent);
+    CHECK(d.provider == "secondary");
+    CHECK(AuditTrail(h.path, id) ==
+          std::vector<std::string>{"create/pending", "deliver/failover", "deliver/sent"});
+  }
+
+  TEST_CASE("a Retry-After past the challenge's end on the last provider fails at once") {
+    Harness h;
+    h.primary->Script({SendOutcome::Retry("rate limited", 300'000)});
+    std::string id = h.Create();
+
+    h.worker->DrainDue();
+
+    Delivery d = h.Latest(id);
+    CHECK(d.state == DeliveryState::kFailed);
+    CHECK(d.error == "rate limited");
+  }
+
   TEST_CASE("backoff grows but never beyond max_backoff_ms") {
     DeliverySettings settings = Settings(8);
     settings.base_backoff_ms = 1000;
