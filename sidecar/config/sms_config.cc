@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
+#include "common/url.h"
 #include "delivery/message.h"
 
 namespace sidecar::config_internal {
@@ -92,8 +95,28 @@ void CheckCaFile(const std::string& key, const std::string& path, Problems& prob
   if (::access(path.c_str(), R_OK) != 0) problems.AddFor(key, path + " cannot be read");
 }
 
-bool IsHttpUrl(const std::string& url) {
-  return url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0;
+// Checked with the providers' own parsers, so that a URL accepted here is one they can call.
+void CheckUrl(const std::string& key, const Result<ParsedUrl>& url, Problems& problems) {
+  if (!url.ok()) problems.AddFor(key, url.error().message);
+}
+
+// What Twilio takes as a sender: an E.164 number, a short code, or an alphanumeric sender id
+// (1-11 letters, digits and spaces, at least one letter).
+bool IsTwilioSender(const std::string& from) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  auto alnum_or_space = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == ' ';
+  };
+  bool e164 = from.size() >= 8 && from.size() <= 16 && from[0] == '+' && from[1] != '0' &&
+              std::all_of(from.begin() + 1, from.end(), digit);
+  bool short_code =
+      from.size() >= 3 && from.size() <= 8 && std::all_of(from.begin(), from.end(), digit);
+  bool alphanumeric = !from.empty() && from.size() <= 11 && from.front() != ' ' &&
+                      from.back() != ' ' && std::all_of(from.begin(), from.end(), alnum_or_space) &&
+                      std::any_of(from.begin(), from.end(), [](char c) {
+                        return std::isalpha(static_cast<unsigned char>(c));
+                      });
+  return e164 || short_code || alphanumeric;
 }
 
 void CheckSecretSource(const std::string& section, const std::string& file_key,
@@ -117,20 +140,20 @@ void CheckTwilio(const TwilioConfig& twilio, Problems& problems) {
     problems.AddFor("sms.twilio.from", "set exactly one of from and messaging_service_sid");
   } else if (!twilio.messaging_service_sid.empty() && !IsSid(twilio.messaging_service_sid, "MG")) {
     problems.AddFor("sms.twilio.messaging_service_sid", "must be \"MG\" and 32 hex digits");
+  } else if (!twilio.from.empty() && !IsTwilioSender(twilio.from)) {
+    problems.AddFor("sms.twilio.from",
+                    "must be an E.164 number (\"+12065550199\"), a short code or an "
+                    "alphanumeric sender id of at most 11 characters");
   }
-  if (!IsHttpUrl(twilio.base_url)) {
-    problems.AddFor("sms.twilio.base_url", "must be an https:// (or http://) URL");
-  }
-  if (!twilio.status_callback.empty() && !IsHttpUrl(twilio.status_callback)) {
-    problems.AddFor("sms.twilio.status_callback", "must be an https:// (or http://) URL");
+  CheckUrl("sms.twilio.base_url", ParseTwilioBaseUrl(twilio.base_url), problems);
+  if (!twilio.status_callback.empty()) {
+    CheckUrl("sms.twilio.status_callback", ParseWebhookUrl(twilio.status_callback), problems);
   }
   CheckCaFile("sms.twilio.ca_file", twilio.ca_file, problems);
 }
 
 void CheckWebhook(const WebhookConfig& webhook, Problems& problems) {
-  if (!IsHttpUrl(webhook.url)) {
-    problems.AddFor("sms.webhook.url", "must be an https:// (or http://) URL");
-  }
+  CheckUrl("sms.webhook.url", ParseWebhookUrl(webhook.url), problems);
   CheckSecretSource("sms.webhook", "secret_file", webhook.secret_file, "secret_env",
                     webhook.secret_env, problems);
   CheckCaFile("sms.webhook.ca_file", webhook.ca_file, problems);

@@ -10,42 +10,8 @@ namespace {
 
 constexpr std::int64_t kMaxRetryAfterMs = 60 * 60 * 1000;
 
-Error UrlError(const std::string& what) {
-  return MakeError("invalid_url", what);
-}
-
 bool AllDigits(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool ValidHost(const std::string& host, bool bracketed) {
-  if (host.empty()) return false;
-  for (char c : host) {
-    bool ok = bracketed ? (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')
-                        : (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-');
-    if (!ok) return false;
-  }
-  return true;
-}
-
-Status ParseAuthority(const std::string& authority, ParsedUrl& url) {
-  if (authority.find('@') != std::string::npos) {
-    return UrlError("must not hold a user name or password");
-  }
-  bool bracketed = !authority.empty() && authority.front() == '[';
-  std::size_t host_end = bracketed ? authority.find(']') : authority.find(':');
-  if (bracketed && host_end == std::string::npos) return UrlError("has an unclosed '['");
-
-  url.host = bracketed ? authority.substr(1, host_end - 1) : authority.substr(0, host_end);
-  std::string rest = host_end == std::string::npos ? "" : authority.substr(host_end + bracketed);
-  if (!ValidHost(url.host, bracketed)) return UrlError("has no valid host");
-  if (rest.empty()) return OkStatus();
-
-  std::string port = rest.substr(1);
-  bool digits = rest.front() == ':' && !port.empty() && port.size() <= 5 && AllDigits(port);
-  url.port = digits ? std::stoi(port) : 0;
-  if (url.port < 1 || url.port > 65535) return UrlError("has an invalid port");
-  return OkStatus();
 }
 
 void ConfigureClient(httplib::ClientImpl& client, const ClientSettings& settings) {
@@ -97,29 +63,6 @@ void ReplaceAll(std::string& text, const std::string& part, const std::string& b
 }
 
 }  // namespace
-
-Result<ParsedUrl> ParseHttpUrl(const std::string& url) {
-  bool printable = std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 127; });
-  if (!printable) return UrlError("holds spaces or control characters");
-
-  std::size_t scheme_end = url.find("://");
-  std::string scheme = scheme_end == std::string::npos ? "" : url.substr(0, scheme_end);
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  if (scheme != "https" && scheme != "http") return UrlError("must start with https:// or http://");
-
-  ParsedUrl parsed;
-  parsed.tls = scheme == "https";
-  parsed.port = parsed.tls ? 443 : 80;
-  std::size_t authority_begin = scheme_end + 3;
-  std::size_t authority_end = url.find_first_of("/?#", authority_begin);
-  Status authority =
-      ParseAuthority(url.substr(authority_begin, authority_end - authority_begin), parsed);
-  if (!authority.ok()) return authority.error();
-
-  parsed.rest = authority_end == std::string::npos ? "" : url.substr(authority_end);
-  return parsed;
-}
 
 // A new client, hence a new connection, for every call: a reused keep-alive connection that
 // the server has closed in the meantime would look like "no answer" (unknown) when the
@@ -177,7 +120,20 @@ SendOutcome OutcomeOfCall(const HttpAnswer& answer, const ParsedUrl& url, Answer
 
   // An answer may quote back what it was sent, the secrets included.
   outcome.reason = CleanReason(outcome.reason, secrets_to_redact);
+  outcome.message_id = CleanMessageId(outcome.message_id, secrets_to_redact);
   return outcome;
+}
+
+std::string CleanMessageId(const std::string& id, const std::vector<std::string>& secrets) {
+  // An id is shown on the challenge and kept in the database: only a plain token is worth it.
+  bool plain = id.size() <= kMaxMessageIdBytes && std::all_of(id.begin(), id.end(), [](char c) {
+                 return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                        c == '.' || c == ':';
+               });
+  bool quotes_secret = std::any_of(secrets.begin(), secrets.end(), [&](const std::string& secret) {
+    return !secret.empty() && id.find(secret) != std::string::npos;
+  });
+  return plain && !quotes_secret ? id : "";
 }
 
 std::int64_t ParseRetryAfterMs(std::string_view header) {
@@ -201,6 +157,8 @@ std::string TruncateUtf8(std::string text, std::size_t max_bytes) {
 
 std::vector<std::string> MessageSecrets(const SmsMessage& message) {
   std::vector<std::string> secrets{message.body, message.to};
+  // The recipient without its "+", as a form-encoded body ("To=%2B1206...") quotes it.
+  if (message.to.size() > 1 && message.to.front() == '+') secrets.push_back(message.to.substr(1));
 
   // The code may be quoted alone, without the rest of the text around it.
   std::string digits;

@@ -14,30 +14,16 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/url.h"
 #include "providers/provider.h"
 
 namespace sidecar::providers_internal {
 
 // The longest reason CleanReason returns, in bytes.
 constexpr std::size_t kMaxReasonBytes = 200;
+constexpr std::size_t kMaxMessageIdBytes = 128;
 
-// An http:// or https:// URL, split into what a client needs.
-struct ParsedUrl {
-  bool tls = true;   // https
-  std::string host;  // without brackets for IPv6
-  int port = 443;    // the scheme's default when the URL names none
-  // Everything after host[:port] as written (path, query and fragment); may be empty.
-  std::string rest;
-};
-
-// Parses http(s)://host[:port] and whatever follows, which is kept unchecked in `rest` for the
-// caller to judge. The scheme is case-insensitive; the host is letters, digits, '.' and '-', or
-// an IPv6 address in brackets; the port is 1 to 65535.
-// Fails with code "invalid_url" when the URL holds spaces or control characters, has another
-// scheme, a user name or password, no valid host or an invalid port. The message says what is
-// wrong so that it reads after the setting's name ("has an invalid port"); it never repeats
-// the URL, which could hold a password.
-Result<ParsedUrl> ParseHttpUrl(const std::string& url);
+using sidecar::ParsedUrl;
 
 // How a call reaches its server.
 struct ClientSettings {
@@ -95,8 +81,14 @@ std::int64_t ParseRetryAfterMs(std::string_view header);
 std::string TruncateUtf8(std::string text, std::size_t max_bytes);
 
 // What a reason must never show of `message`, should an answer quote it back: its text, each
-// run of four or more digits in it (the code is one of them) and its recipient.
+// run of four or more digits in it (the code is one of them) and its recipient, with and
+// without its "+".
 std::vector<std::string> MessageSecrets(const SmsMessage& message);
+
+// `id` when it is a plain token (at most kMaxMessageIdBytes of letters, digits and "-_.:")
+// that quotes none of `secrets`; otherwise "". A provider's message id is shown on the challenge
+// and stored, so an answer that echoes the request cannot smuggle the code in through it.
+std::string CleanMessageId(const std::string& id, const std::vector<std::string>& secrets);
 
 // `text` made fit for logs, audit rows and the challenge's delivery: each occurrence of each of
 // `secrets_to_redact` replaced by "[redacted]" (the longer ones first, so that one inside

@@ -25,21 +25,6 @@ struct TwilioError {
   std::string message;
 };
 
-// Only what Twilio's base URL can be: http(s)://host[:port][/prefix], nothing else. The rest
-// of the result is the prefix that goes before the API path, without a trailing '/'.
-Result<ParsedUrl> ParseBaseUrl(const std::string& base_url) {
-  Result<ParsedUrl> url = providers_internal::ParseHttpUrl(base_url);
-  if (!url.ok()) return url;
-
-  if (url->rest.find_first_of("?#") != std::string::npos) {
-    return MakeError("invalid_url", "must not have a query or a fragment");
-  }
-  while (!url->rest.empty() && url->rest.back() == '/') {
-    url->rest.pop_back();
-  }
-  return url;
-}
-
 bool IsSidText(const std::string& sid) {
   return !sid.empty() && std::all_of(sid.begin(), sid.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0;
@@ -143,7 +128,7 @@ std::vector<std::string> Secrets(const TwilioSettings& settings, const SmsMessag
 TwilioProvider::TwilioProvider(TwilioSettings settings) : settings_(std::move(settings)) {}
 
 SendOutcome TwilioProvider::Send(const SmsMessage& message) {
-  Result<ParsedUrl> url = ParseBaseUrl(settings_.base_url);
+  Result<ParsedUrl> url = ParseTwilioBaseUrl(settings_.base_url);
   if (!url.ok()) return SendOutcome::Permanent("base_url " + url.error().message, true);
   if (!IsSidText(settings_.account_sid)) {
     return SendOutcome::Permanent("account_sid must be letters and digits", true);

@@ -17,22 +17,8 @@ namespace {
 using providers_internal::HttpAnswer;
 using providers_internal::ParsedUrl;
 
-constexpr std::size_t kMaxMessageIdBytes = 200;
 constexpr const char* kTimestampHeader = "X-OTP-Sidecar-Timestamp";
 constexpr const char* kSignatureHeader = "X-OTP-Sidecar-Signature";
-
-// http(s)://host[:port][/path][?query]; a fragment would never reach the server. The rest of
-// the result is the request target: the path, "/" at least, with its query if any.
-Result<ParsedUrl> ParseWebhookUrl(const std::string& text) {
-  Result<ParsedUrl> url = providers_internal::ParseHttpUrl(text);
-  if (!url.ok()) return url;
-
-  if (url->rest.find('#') != std::string::npos) {
-    return MakeError("invalid_url", "must not have a fragment");
-  }
-  if (url->rest.empty() || url->rest.front() == '?') url->rest.insert(0, "/");
-  return url;
-}
 
 std::string RequestBody(const SmsMessage& message, TimeMs now) {
   nlohmann::json body = {{"to", message.to},
@@ -57,9 +43,7 @@ std::string MessageId(const std::string& body) {
   nlohmann::json answer = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   auto id = answer.is_object() ? answer.find("id") : answer.end();
   if (id == answer.end()) return "";
-  if (id->is_string()) {
-    return providers_internal::TruncateUtf8(id->get<std::string>(), kMaxMessageIdBytes);
-  }
+  if (id->is_string()) return id->get<std::string>();  // cleaned by OutcomeOfCall
   if (id->is_number_integer()) return std::to_string(id->get<std::int64_t>());
   return "";
 }

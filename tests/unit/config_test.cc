@@ -327,6 +327,43 @@ max_in_flight = 5
                    "sms.file.path:"));
   }
 
+  TEST_CASE("provider URLs and the Twilio sender are checked as the providers will use them") {
+    const std::string twilio =
+        "[sms]\nproviders = [\"twilio\"]\n[sms.twilio]\n"
+        "account_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_env = \"T\"\n";
+    const std::string webhook =
+        "[sms]\nproviders = [\"webhook\"]\n[sms.webhook]\nsecret_env = \"S\"\n";
+    const std::string sender = "from = \"+12065550199\"\n";
+
+    MustParse(twilio + sender + "status_callback = \"https://cb.example/sms?tenant=a\"\n");
+    MustParse(webhook + "url = \"https://gw.example/send?tenant=a\"\n");
+    for (const char* from : {"+12065550199", "12345", "Acme Login", "ACME"}) {
+      CAPTURE(from);
+      MustParse(twilio + "from = \"" + from + "\"\n");
+    }
+
+    for (const char* url : {"https://api.example:99999", "https://user:pw@api.example",
+                            "https://api.example/#z", "http://", "ftp://api.example"}) {
+      CAPTURE(url);
+      CHECK(Contains(Problems(twilio + sender + "base_url = \"" + url + "\"\n"),
+                     "sms.twilio.base_url:"));
+      CHECK(Contains(Problems(twilio + sender + "status_callback = \"" + url + "\"\n"),
+                     "sms.twilio.status_callback:"));
+    }
+    CHECK(Contains(Problems(twilio + sender + "base_url = \"https://api.example/x?y=1\"\n"),
+                   "sms.twilio.base_url:"));
+    for (const char* url : {"http://127.0.0.1:99999/send", "http://", "http://u:p@h/send",
+                            "https://h/send#frag", "h/send", ""}) {
+      CAPTURE(url);
+      CHECK(Contains(Problems(webhook + "url = \"" + url + "\"\n"), "sms.webhook.url:"));
+    }
+    for (const char* from :
+         {"not a number!", "+0123456789", "+1206", "Twelve Chars", "12", " ACME"}) {
+      CAPTURE(from);
+      CHECK(Contains(Problems(twilio + "from = \"" + from + "\"\n"), "sms.twilio.from:"));
+    }
+  }
+
   TEST_CASE("templates, WebOTP domains, app names and thread counts are checked") {
     CHECK(Contains(Problems("[sms]\ntemplate = \"{code} {code}\"\n"), "sms.template:"));
     CHECK(Contains(Problems("[sms]\ntemplate = \"{code} {foo}\"\n"), "sms.template:"));

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <utility>
@@ -107,6 +108,7 @@ void CheckNoSecret(const SendOutcome& outcome) {
   CHECK(outcome.reason.find(kAuthToken) == std::string::npos);
   CHECK(outcome.reason.find("482913") == std::string::npos);
   CHECK(outcome.reason.find(kTo) == std::string::npos);
+  CHECK(outcome.reason.find("12065550100") == std::string::npos);  // as in "To=%2B1206..."
 }
 
 }  // namespace
@@ -427,7 +429,7 @@ TEST_SUITE("twilio_provider") {
 
   TEST_CASE("twilio: the auth token, the code and the number appear in no reason") {
     std::string echo = std::string("token ") + kAuthToken + " header " + kBasicAuth + " body " +
-                       kBody + " code 482913 to " + kTo;
+                       kBody + " code 482913 to " + kTo + " form To=%2B12065550100&Body=x";
     for (int status : {400, 401, 429, 500}) {
       CAPTURE(status);
       FakeTwilio twilio{TwilioError(status, 21606, echo)};
@@ -438,6 +440,19 @@ TEST_SUITE("twilio_provider") {
       CheckNoSecret(outcome);
       CHECK(outcome.reason.find("QUMwMTIz") == std::string::npos);  // the base64 credentials
       CHECK(outcome.reason.find("[redacted]") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("twilio: a sid that is not a plain token, or quotes the message, is not kept") {
+    for (const std::string& sid : {std::string("SM 1"), std::string("SM482913"),
+                                   std::string(129, 'a'), std::string("SM<b>")}) {
+      CAPTURE(sid);
+      FakeTwilio twilio{Reply{201, nlohmann::json{{"sid", sid}}.dump(), "", false}};
+
+      SendOutcome outcome = SendWith(Settings(twilio.base_url()));
+
+      CHECK(outcome.kind == Kind::kSent);
+      CHECK(outcome.message_id.empty());
     }
   }
 

@@ -172,9 +172,13 @@ TEST_SUITE("webhook_provider") {
       std::string body;
       std::string id;
     };
-    for (const Case& c : {Case{200, R"({"id": "abc"})", "abc"}, Case{201, R"({"id": 991})", "991"},
-                          Case{202, R"({"queued": true})", ""}, Case{200, "OK", ""},
-                          Case{204, "", ""}, Case{200, R"(["id"])", ""}}) {
+    for (const Case& c :
+         {Case{200, R"({"id": "abc"})", "abc"}, Case{201, R"({"id": 991})", "991"},
+          Case{202, R"({"queued": true})", ""}, Case{200, "OK", ""}, Case{204, "", ""},
+          Case{200, R"(["id"])", ""}, Case{200, R"({"id": "gw:7.a_b-c"})", "gw:7.a_b-c"},
+          Case{200, R"({"id": "gw 7"})", ""}, Case{200, R"({"id": "id-482913"})", ""},
+          Case{200, R"({"id": "12065550100"})", ""},
+          Case{200, R"({"id": ")" + std::string(129, 'x') + R"("})", ""}}) {
       CAPTURE(c.status);
       CAPTURE(c.body);
       FakeGateway gateway{Reply{c.status, c.body, "", false}};
