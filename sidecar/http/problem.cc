@@ -13,12 +13,13 @@ struct ProblemKind {
   const char* title;
 };
 
-constexpr std::array<ProblemKind, 27> kProblems = {{
+constexpr std::array<ProblemKind, 28> kProblems = {{
     {"invalid_json", 400, "The body is not valid JSON"},
     {"invalid_body", 400, "The body must be a JSON object"},
     {"missing_field", 400, "A required field is missing or empty"},
     {"invalid_field", 400, "A field has the wrong type or form"},
     {"unknown_field", 400, "The body has a field this request does not take"},
+    {"duplicate_field", 400, "The body gives a field more than once"},
     {"invalid_phone", 400, "The phone number is not valid"},
     {"bad_request", 400, "The request is malformed"},
     {"not_found", 404, "No such endpoint"},

@@ -22,9 +22,25 @@ Result<json> ParseObject(const std::string& body) {
     return MakeError("invalid_json", "the body is empty; send a JSON object");
   }
 
-  json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // JSON lets a key repeat and the parser keeps the last one; a body that names two users
+  // would then be checked against whichever came last. Repeats are refused instead.
+  std::set<std::string> fields;
+  std::string repeated;
+  json::parser_callback_t watch = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && repeated.empty() &&
+        !fields.insert(parsed.get<std::string>()).second) {
+      repeated = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json value = json::parse(body, watch, /*allow_exceptions=*/false);
+
   if (value.is_discarded()) return MakeError("invalid_json", "the body is not valid JSON");
   if (!value.is_object()) return MakeError("invalid_body", "the body must be a JSON object");
+  if (!repeated.empty()) {
+    std::string field = repeated.size() > 64 ? repeated.substr(0, 64) : repeated;
+    return MakeError("duplicate_field", "\"" + field + "\" is given more than once", field);
+  }
   return value;
 }
 

@@ -278,6 +278,18 @@ TEST_SUITE("requests") {
     CheckVerifyError(R"({"user": 1, "code": "012345"})", true, "invalid_field", "user");
   }
 
+  TEST_CASE("a field given twice is duplicate_field, whichever request") {
+    CheckVerifyError(R"({"user": "bob", "user": "alice", "code": "012345"})", true,
+                     "duplicate_field", "user");
+    CheckVerifyError(R"({"code": "000000", "code": "012345"})", false, "duplicate_field", "code");
+    CheckCreateError(R"({"user": "a", "phone": "+12065550100", "phone": "+12065550101"})",
+                     "duplicate_field", "phone");
+    CheckError(ParseOptionalClientIp(R"({"client_ip": "::1", "client_ip": "::2"})"),
+               "duplicate_field", "client_ip");
+    // The same key in different nested objects is no repeat (and a nested object is no field).
+    CheckVerifyError(R"({"code": {"a": 1}, "x": {"a": 2}})", false, "unknown_field", "x");
+  }
+
   TEST_CASE("verify by id refuses a user field") {
     CheckVerifyError(R"({"user": "alice", "code": "012345"})", false, "unknown_field", "user");
   }
