@@ -77,6 +77,9 @@ HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
   if (error.retry_after_ms > 0) {
     response.headers.emplace_back("Retry-After",
                                   std::to_string(RetryAfterSeconds(error.retry_after_ms)));
+  } else if (problem.status == 503) {
+    // The database was busy past its timeout: worth another try soon, not a hammering.
+    response.headers.emplace_back("Retry-After", "1");
   }
   return response;
 }

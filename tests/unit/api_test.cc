@@ -547,6 +547,7 @@ TEST_SUITE("api") {
     });
 
     CheckProblem(response, 503, "storage_unavailable");
+    CHECK(HeaderOf(response, "Retry-After") == "1");
     CHECK(response.body.find("/srv/secret") == std::string::npos);
     CHECK(log.find("/srv/secret/otp.db") != std::string::npos);
     CHECK(log.find("level=error") != std::string::npos);
