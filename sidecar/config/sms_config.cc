@@ -53,6 +53,11 @@ void ReadTemplates(const toml::table& table, Config& config, Problems& problems)
       problems.Add(key.source(), name, "is not a language tag like \"en\" or \"pt-BR\"");
       continue;
     }
+    // "pt-BR", "pt-br" and "pt_BR" are one language: two of them would silently shadow one.
+    if (config.sms_templates.count(locale) != 0) {
+      problems.Add(key.source(), name, "names the same language as another key (" + locale + ")");
+      continue;
+    }
     config.sms_templates[locale] = node.as_string()->get();
     problems.Seen("sms.templates." + locale, node.source());
   }

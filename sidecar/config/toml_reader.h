@@ -166,15 +166,17 @@ class TableReader {
     if (node == nullptr || !node->is_array()) return;
 
     std::vector<RateRule> rules;
+    bool all_valid = true;
     for (const std::string& text : texts) {
       Result<RateRule> rule = ParseRateRule(text);
       if (!rule.ok()) {
         problems_.Add(node->source(), Join(prefix_, key), rule.error().message);
-        return;
+        all_valid = false;
+        continue;
       }
       rules.push_back(*rule);
     }
-    *out = rules;
+    if (all_valid) *out = rules;
   }
 
   void StringArray(std::string_view key, std::vector<std::string>* out) {

@@ -569,6 +569,20 @@ cool_off = "2h"
     }
   }
 
+  TEST_CASE("every bad rate in a list is reported, not only the first") {
+    std::string problems = Problems("[limits]\nuser_sends = [\"x/1m\", \"1/1m\", \"5/15x\"]\n");
+    CHECK(Contains(problems, "\"x/1m\" is not a rate"));
+    CHECK(Contains(problems, "\"5/15x\" is not a rate"));
+    CHECK(LineCount(problems) == 2);
+  }
+
+  TEST_CASE("template keys naming one language twice are refused") {
+    std::string problems =
+        Problems("[sms.templates]\n\"pt-BR\" = \"{code} a\"\n\"pt_br\" = \"{code} b\"\n");
+    CHECK(Contains(problems, "sms.templates.pt_br: names the same language as another key"));
+    CHECK(LineCount(problems) == 1);
+  }
+
   TEST_CASE("rates that are not an array of strings are refused") {
     CHECK(Contains(Problems("[limits]\nuser_sends = \"5/15m\"\n"),
                    "limits.user_sends: must be an array of strings"));
