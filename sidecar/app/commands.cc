@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "app/service_manager.h"
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
@@ -33,6 +34,11 @@ namespace sidecar {
 namespace {
 
 constexpr int kExpireBatch = 500;
+// How long a readiness probe waits for the database's write lock.
+constexpr std::int64_t kReadinessProbeMs = 1000;
+// Beyond the provider's own timeouts, how long a delivery thread may go without a sign of
+// life before it counts as stuck.
+constexpr std::int64_t kStallMarginMs = 30'000;
 
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
@@ -250,6 +256,7 @@ class SignalWatcher {
         continue;
       }
       Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+      NotifyStopping();
       server_.Stop();
       return;
     }
@@ -258,6 +265,35 @@ class SignalWatcher {
   HttpServer& server_;
   std::thread thread_;
 };
+
+// Ready when the database takes a write and every delivery thread shows life; the same
+// check feeds GET /readyz and the systemd watchdog.
+Status CheckReadiness(Store& store, const DeliveryWorker& worker) {
+  Status writable = store.ProbeWritable(kReadinessProbeMs);
+  if (!writable.ok()) {
+    return MakeError("database_unavailable", "database: " + writable.error().message);
+  }
+  if (!worker.alive()) {
+    return MakeError("delivery_worker_stalled",
+                     "a delivery thread has shown no sign of life for too long");
+  }
+  return OkStatus();
+}
+
+DeliverySettings MakeDeliverySettings(const Config& config) {
+  DeliverySettings settings;
+  settings.message = {config.sms_template, config.app_name, config.webotp_domain,
+                      config.code_ttl_ms, config.sms_templates};
+  settings.max_attempts = config.delivery_max_attempts;
+  settings.workers = config.delivery_workers;
+  settings.max_in_flight = config.delivery_max_in_flight;
+  settings.resend_on_unknown = config.delivery_resend_on_unknown;
+  // A provider call may take its connect timeout plus a request timeout for each of
+  // sending and reading; a thread quiet for longer than that (and a margin) is stuck.
+  settings.stall_after_ms =
+      config.delivery_connect_timeout_ms + 2 * config.delivery_request_timeout_ms + kStallMarginMs;
+  return settings;
+}
 
 }  // namespace
 
@@ -286,14 +322,8 @@ int RunServe(const Config& config) {
   if (!providers.ok()) return Fail("cannot set up the SMS providers", providers.error());
   WarnAboutConsole(config);
 
-  DeliverySettings delivery_settings;
-  delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
-                               config.code_ttl_ms, config.sms_templates};
-  delivery_settings.max_attempts = config.delivery_max_attempts;
-  delivery_settings.workers = config.delivery_workers;
-  delivery_settings.max_in_flight = config.delivery_max_in_flight;
-  delivery_settings.resend_on_unknown = config.delivery_resend_on_unknown;
-  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings);
+  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers),
+                        MakeDeliverySettings(config));
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms, config.max_attempts,
                                        config.sms_providers.front()};
@@ -301,7 +331,8 @@ int RunServe(const Config& config) {
   PhoneValidator phones(config.phone);
   ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
                               [&worker] { worker.Wake(); });
-  Api api(challenges, phones, clock);
+  auto readiness = [&store, &worker] { return CheckReadiness(**store, worker); };
+  Api api(challenges, phones, clock, readiness);
   HttpServer server(
       api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
                           config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
@@ -322,6 +353,8 @@ int RunServe(const Config& config) {
          {"schema_version", std::to_string((*store)->schema_version())},
          {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});
+    NotifyReady("serving on " + bound.ToString());
+    std::unique_ptr<Watchdog> watchdog = Watchdog::ForSystemd(readiness);
     server.Serve();
   }
 

@@ -13,7 +13,7 @@ struct ProblemKind {
   const char* title;
 };
 
-constexpr std::array<ProblemKind, 27> kProblems = {{
+constexpr std::array<ProblemKind, 29> kProblems = {{
     {"invalid_json", 400, "The body is not valid JSON"},
     {"invalid_body", 400, "The body must be a JSON object"},
     {"missing_field", 400, "A required field is missing or empty"},
@@ -39,6 +39,8 @@ constexpr std::array<ProblemKind, 27> kProblems = {{
     {"user_failures", 429, "Too many wrong codes for this user"},
     {"ip_failures", 429, "Too many wrong codes from this address"},
     {"storage_unavailable", 503, "The database is unavailable; try again"},
+    {"database_unavailable", 503, "The database cannot be written"},
+    {"delivery_worker_stalled", 503, "The delivery worker has stopped making progress"},
     {"conflict", 503, "A concurrent change got in the way; try again"},
     {"internal_error", 500, "Internal error"},
 }};
