@@ -242,10 +242,17 @@ Result<Config> Parse(const std::string& text, const std::string& origin,
   DefaultKeyFile(config);
 
   if (!problems.empty()) return problems.ToError();
+  config.origins = problems.Origins();
   return config;
 }
 
 }  // namespace
+
+std::string Config::Problem(const std::string& key, const std::string& what) const {
+  auto origin = origins.find(key);
+  if (origin == origins.end()) return key + ": " + what;
+  return origin->second + ": " + key + ": " + what;
+}
 
 std::string ListenAddress::ToString() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);

@@ -85,6 +85,13 @@ struct Config {
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
+
+  // Where each key that was set came from ("FILE:LINE", "environment VARIABLE", "--flag"),
+  // so that problems found later (an unreadable key file) point at the setting.
+  std::map<std::string, std::string> origins;
+
+  // "ORIGIN: KEY: what" (or "KEY: what" for a default), as configuration errors read.
+  std::string Problem(const std::string& key, const std::string& what) const;
 };
 
 // Command-line values that override the file. Empty means "not given".

@@ -29,11 +29,14 @@ class Problems {
   explicit Problems(std::string origin) : origin_(std::move(origin)) {}
 
   void Add(const toml::source_region& where, const std::string& key, const std::string& what) {
+    lines_.push_back(Place(where) + ": " + key + ": " + what);
+  }
+  // "FILE:LINE", or "environment VARIABLE" for a value that came from a variable.
+  std::string Place(const toml::source_region& where) const {
     if (where.path != nullptr && variables_.count(*where.path) != 0) {
-      lines_.push_back("environment " + *where.path + ": " + key + ": " + what);
-      return;
+      return "environment " + *where.path;
     }
-    lines_.push_back(origin_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + what);
+    return origin_ + ":" + std::to_string(where.begin.line);
   }
   // Values parsed with a variable's name as their source are reported by that name.
   void FromVariable(const std::string& variable) { variables_.insert(variable); }
@@ -65,6 +68,16 @@ class Problems {
     if (discovering_) known_keys_[key] = kind;
   }
   const std::map<std::string, KeyKind>& known_keys() const { return known_keys_; }
+
+  // Where each key seen was set: "--flag", "environment VARIABLE" or "FILE:LINE".
+  std::map<std::string, std::string> Origins() const {
+    std::map<std::string, std::string> origins;
+    for (const auto& [key, where] : seen_)
+      origins[key] = Place(where);
+    for (const auto& [key, flag] : flags_)
+      origins[key] = flag;
+    return origins;
+  }
 
   bool empty() const { return lines_.empty(); }
   Error ToError() const {
