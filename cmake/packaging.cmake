@@ -33,5 +33,9 @@ file(WRITE "${conffiles}" "/etc/otp-sidecar/otp-sidecar.toml\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${conffiles}" "${CMAKE_SOURCE_DIR}/cmake/debian/postinst"
     "${CMAKE_SOURCE_DIR}/cmake/debian/prerm" "${CMAKE_SOURCE_DIR}/cmake/debian/postrm")
 
+# cpack packages what is built (build first); it must not rebuild the whole tree itself,
+# least of all while the test suite runs the binary.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 set(CPACK_GENERATOR "DEB")
 include(CPack)

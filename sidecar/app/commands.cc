@@ -392,6 +392,7 @@ int RunServe(const Config& config) {
     Log(LogLevel::kInfo, "main", "listening",
         {{"address", bound.ToString()},
          {"database", config.database},
+         {"key", key_file.credential ? "credential" : "file"},
          {"schema_version", std::to_string((*store)->schema_version())},
          {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});

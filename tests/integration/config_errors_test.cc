@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <regex>
 #include <sstream>
 
+#include "config/config.h"
 #include "integration/test_helpers.h"
 
 namespace sidecar::testing {
@@ -173,6 +175,29 @@ TEST_CASE("a key given as a credential is read there and never written") {
   ::chmod(credentials.c_str(), 0700);
   SidecarProcess plain(WithConfig("key_file = \"master.key\"\n"));
   CHECK(std::filesystem::exists(plain.dir().File("master.key")));
+}
+
+TEST_CASE("the example configuration parses and shows every key") {
+  std::string path = std::string(OTP_SIDECAR_SOURCE_DIR) + "/etc/otp-sidecar.toml";
+  std::string text = ReadFileBytes(path);
+  REQUIRE_FALSE(text.empty());
+  Result<Config> parsed = ParseConfigText(text, path);
+  CHECK_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().message));
+
+  // Each key, set or commented out, under its section's header.
+  for (const std::string& key : KnownConfigKeys()) {
+    CAPTURE(key);
+    std::string::size_type dot = key.rfind('.');
+    std::string leaf = dot == std::string::npos ? key : key.substr(dot + 1);
+    std::string section = dot == std::string::npos ? "" : "[" + key.substr(0, dot) + "]";
+    std::string::size_type from = section.empty() ? 0 : text.find("\n" + section + "\n");
+    REQUIRE(from != std::string::npos);
+    std::regex line("\n(# )?" + leaf + " = ");
+    bool shown =
+        std::regex_search(text.begin() + static_cast<std::ptrdiff_t>(from), text.end(), line) ||
+        text.find("\n[" + key + "]\n") != std::string::npos;
+    CHECK(shown);
+  }
 }
 
 }  // namespace
