@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   }
   if (line->command == Command::kVersion) return RunVersion();
 
-  Result<Config> config = LoadConfig(line->overrides);
+  Result<Config> config = LoadConfig(line->overrides, ProcessEnvironment());
   if (!config.ok()) {
     std::fprintf(stderr, "otp-sidecar: invalid configuration:\n%s\n",
                  config.error().message.c_str());

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "app/service_manager.h"
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
@@ -33,6 +34,11 @@ namespace sidecar {
 namespace {
 
 constexpr int kExpireBatch = 500;
+// How long a readiness probe waits for the database's write lock.
+constexpr std::int64_t kReadinessProbeMs = 1000;
+// Beyond the provider's own timeouts, how long a delivery thread may go without a sign of
+// life before it counts as stuck.
+constexpr std::int64_t kStallMarginMs = 30'000;
 
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
@@ -48,31 +54,32 @@ std::string FolderOf(const std::string& path) {
 }
 
 // A file serve must create or write: it must be writable if it exists, else its folder.
-void CheckWritable(const std::string& key, const std::string& path,
+void CheckWritable(const Config& config, const std::string& key, const std::string& path,
                    std::vector<std::string>& problems) {
   if (::access(path.c_str(), F_OK) == 0) {
-    if (::access(path.c_str(), W_OK) != 0)
-      problems.push_back(key + ": " + path + " is not writable");
+    if (::access(path.c_str(), W_OK) != 0) {
+      problems.push_back(config.Problem(key, path + " is not writable"));
+    }
     return;
   }
   std::string folder = FolderOf(path);
   if (::access(folder.c_str(), W_OK) != 0) {
-    problems.push_back(key + ": cannot create " + path + ": folder " + folder +
-                       " does not exist or is not writable");
+    problems.push_back(config.Problem(key, "cannot create " + path + ": folder " + folder +
+                                               " does not exist or is not writable"));
   }
 }
 
-// What serve would find wrong with the files it needs, before it touches any of them.
-std::vector<std::string> PathProblems(const Config& config) {
-  std::vector<std::string> problems;
-  CheckWritable("database", config.database, problems);
-  if (::access(config.key_file.c_str(), F_OK) != 0) {
-    CheckWritable("key_file", config.key_file, problems);
+// The key must be readable, private and well formed when it exists (as a credential or a
+// file); when it does not, serve must be able to create it.
+void CheckKeyFile(const Config& config, std::vector<std::string>& problems) {
+  KeyFileLocation key = LocateKeyFile(config.key_file);
+  if (!key.credential && ::access(key.path.c_str(), F_OK) != 0) {
+    CheckWritable(config, "key_file", key.path, problems);
+    return;
   }
-  for (const std::string& name : config.sms_providers) {
-    if (name == "file") CheckWritable("sms.file.path", config.sms_file_path, problems);
-  }
-  return problems;
+  Result<MasterKey> loaded = LoadOrCreateKeyFile(key.path, false);
+  if (loaded.ok()) sodium_memzero(loaded->data(), loaded->size());
+  if (!loaded.ok()) problems.push_back(config.Problem("key_file", loaded.error().message));
 }
 
 // Each template rendered with the longest code, measured as the SMS network will count it.
@@ -103,10 +110,21 @@ int Fail(const std::string& what, const Error& error) {
   return 1;
 }
 
+// The key that names where a secret comes from: its file, else its variable.
+std::string SecretKey(const std::string& section, const std::string& file_key,
+                      const std::string& file, const std::string& env_key) {
+  return section + "." + (file.empty() ? env_key : file_key);
+}
+
 Result<std::unique_ptr<SmsProvider>> MakeTwilio(const Config& config) {
   const TwilioConfig& twilio = config.twilio;
   Result<std::string> token = ReadSecret(twilio.auth_token_file, twilio.auth_token_env);
-  if (!token.ok()) return token.error().WithContext("sms.twilio auth token");
+  if (!token.ok()) {
+    Error error = token.error().WithContext("sms.twilio auth token");
+    error.field =
+        SecretKey("sms.twilio", "auth_token_file", twilio.auth_token_file, "auth_token_env");
+    return error;
+  }
 
   TwilioSettings settings{twilio.account_sid,
                           twilio.api_key_sid,
@@ -124,7 +142,11 @@ Result<std::unique_ptr<SmsProvider>> MakeTwilio(const Config& config) {
 Result<std::unique_ptr<SmsProvider>> MakeWebhook(const Config& config, const Clock& clock) {
   const WebhookConfig& webhook = config.webhook;
   Result<std::string> secret = ReadSecret(webhook.secret_file, webhook.secret_env);
-  if (!secret.ok()) return secret.error().WithContext("sms.webhook secret");
+  if (!secret.ok()) {
+    Error error = secret.error().WithContext("sms.webhook secret");
+    error.field = SecretKey("sms.webhook", "secret_file", webhook.secret_file, "secret_env");
+    return error;
+  }
 
   WebhookSettings settings{webhook.url, *secret, webhook.ca_file,
                            config.delivery_connect_timeout_ms, config.delivery_request_timeout_ms};
@@ -154,6 +176,25 @@ Result<std::vector<std::unique_ptr<SmsProvider>>> MakeProviders(const Config& co
     providers.push_back(std::move(*provider));
   }
   return providers;
+}
+
+// Everything serve refuses to start on after the configuration parsed, each as "ORIGIN:
+// KEY: what": the key file, the files serve must create or write, the providers' secrets.
+// check-config reports the same list, so the two commands always agree.
+std::vector<std::string> StartupProblems(const Config& config) {
+  std::vector<std::string> problems;
+  CheckKeyFile(config, problems);
+  CheckWritable(config, "database", config.database, problems);
+  for (const std::string& name : config.sms_providers) {
+    if (name == "file") CheckWritable(config, "sms.file.path", config.sms_file_path, problems);
+  }
+
+  SystemClock clock;
+  Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
+  if (!providers.ok()) {
+    problems.push_back(config.Problem(providers.error().field, providers.error().message));
+  }
+  return problems;
 }
 
 void WarnAboutConsole(const Config& config) {
@@ -250,6 +291,7 @@ class SignalWatcher {
         continue;
       }
       Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+      NotifyStopping();
       server_.Stop();
       return;
     }
@@ -259,6 +301,35 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// Ready when the database takes a write and every delivery thread shows life; the same
+// check feeds GET /readyz and the systemd watchdog.
+Status CheckReadiness(Store& store, const DeliveryWorker& worker) {
+  Status writable = store.ProbeWritable(kReadinessProbeMs);
+  if (!writable.ok()) {
+    return MakeError("database_unavailable", "database: " + writable.error().message);
+  }
+  if (!worker.alive()) {
+    return MakeError("delivery_worker_stalled",
+                     "a delivery thread has shown no sign of life for too long");
+  }
+  return OkStatus();
+}
+
+DeliverySettings MakeDeliverySettings(const Config& config) {
+  DeliverySettings settings;
+  settings.message = {config.sms_template, config.app_name, config.webotp_domain,
+                      config.code_ttl_ms, config.sms_templates};
+  settings.max_attempts = config.delivery_max_attempts;
+  settings.workers = config.delivery_workers;
+  settings.max_in_flight = config.delivery_max_in_flight;
+  settings.resend_on_unknown = config.delivery_resend_on_unknown;
+  // A provider call may take its connect timeout plus a request timeout for each of
+  // sending and reading; a thread quiet for longer than that (and a margin) is stuck.
+  settings.stall_after_ms =
+      config.delivery_connect_timeout_ms + 2 * config.delivery_request_timeout_ms + kStallMarginMs;
+  return settings;
+}
+
 }  // namespace
 
 int RunServe(const Config& config) {
@@ -266,13 +337,20 @@ int RunServe(const Config& config) {
   if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   SetLogLevel(config.log_level);
 
-  // A provider that can never write would retry every code until it expires; refuse now.
-  std::vector<std::string> path_problems = PathProblems(config);
-  if (!path_problems.empty()) {
-    return Fail("cannot start", MakeError("invalid_config", path_problems.front()));
+  // A provider that can never write would retry every code until it expires; refuse now,
+  // with the lines check-config prints.
+  std::vector<std::string> problems = StartupProblems(config);
+  if (!problems.empty()) {
+    std::string lines;
+    for (const std::string& problem : problems)
+      lines += "error: " + problem + "\n";
+    std::fprintf(stderr, "otp-sidecar: cannot start:\n%s", lines.c_str());
+    Log(LogLevel::kError, "main", "cannot start", {{"code", "invalid_config"}});
+    return 2;
   }
 
-  Result<MasterKey> master = LoadOrCreateKeyFile(config.key_file, true);
+  KeyFileLocation key_file = LocateKeyFile(config.key_file);
+  Result<MasterKey> master = LoadOrCreateKeyFile(key_file.path, !key_file.credential);
   if (!master.ok()) return Fail("cannot load the key", master.error());
   CodeKeys keys(*master);
   sodium_memzero(master->data(), master->size());
@@ -286,14 +364,8 @@ int RunServe(const Config& config) {
   if (!providers.ok()) return Fail("cannot set up the SMS providers", providers.error());
   WarnAboutConsole(config);
 
-  DeliverySettings delivery_settings;
-  delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
-                               config.code_ttl_ms, config.sms_templates};
-  delivery_settings.max_attempts = config.delivery_max_attempts;
-  delivery_settings.workers = config.delivery_workers;
-  delivery_settings.max_in_flight = config.delivery_max_in_flight;
-  delivery_settings.resend_on_unknown = config.delivery_resend_on_unknown;
-  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings);
+  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers),
+                        MakeDeliverySettings(config));
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms, config.max_attempts,
                                        config.sms_providers.front()};
@@ -301,7 +373,8 @@ int RunServe(const Config& config) {
   PhoneValidator phones(config.phone);
   ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
                               [&worker] { worker.Wake(); });
-  Api api(challenges, phones, clock);
+  auto readiness = [&store, &worker] { return CheckReadiness(**store, worker); };
+  Api api(challenges, phones, clock, readiness);
   HttpServer server(
       api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
                           config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
@@ -319,9 +392,12 @@ int RunServe(const Config& config) {
     Log(LogLevel::kInfo, "main", "listening",
         {{"address", bound.ToString()},
          {"database", config.database},
+         {"key", key_file.credential ? "credential" : "file"},
          {"schema_version", std::to_string((*store)->schema_version())},
          {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});
+    NotifyReady("serving on " + bound.ToString());
+    std::unique_ptr<Watchdog> watchdog = Watchdog::ForSystemd(readiness);
     server.Serve();
   }
 
@@ -335,33 +411,22 @@ int RunServe(const Config& config) {
 }
 
 int RunCheckConfig(const Config& config) {
-  bool ok = true;
-  auto problem = [&](const std::string& what) {
-    std::printf("error: %s\n", what.c_str());
-    ok = false;
-  };
-
-  if (::access(config.key_file.c_str(), F_OK) == 0) {
-    Result<MasterKey> key = LoadOrCreateKeyFile(config.key_file, false);
-    if (!key.ok()) problem("key_file: " + key.error().message);
-    if (key.ok()) sodium_memzero(key->data(), key->size());
-  } else {
+  KeyFileLocation key_file = LocateKeyFile(config.key_file);
+  if (key_file.credential) {
+    std::printf("note: key_file is the credential %s\n", key_file.path.c_str());
+  } else if (::access(key_file.path.c_str(), F_OK) != 0) {
     std::printf("note: key_file %s does not exist yet; serve will create it\n",
-                config.key_file.c_str());
+                key_file.path.c_str());
   }
 
-  for (const std::string& path_problem : PathProblems(config))
-    problem(path_problem);
-
-  SystemClock clock;
-  Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
-  if (!providers.ok()) problem(providers.error().message);
-
+  std::vector<std::string> problems = StartupProblems(config);
+  for (const std::string& problem : problems)
+    std::printf("error: %s\n", problem.c_str());
   for (const std::string& warning : TemplateWarnings(config)) {
     std::printf("warning: %s\n", warning.c_str());
   }
-  std::printf(ok ? "configuration ok\n" : "configuration has errors\n");
-  return ok ? 0 : 2;
+  std::printf(problems.empty() ? "configuration ok\n" : "configuration has errors\n");
+  return problems.empty() ? 0 : 2;
 }
 
 int RunMigrate(const Config& config) {

@@ -126,7 +126,12 @@ std::string HelpText(const std::string& topic) {
            "  --sms-provider NAME    console, file, twilio or webhook (default console)\n"
            "  --sms-file PATH        where the file provider appends (default ./sms.jsonl)\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
-           "  --help                 this text\n";
+           "  --help                 this text\n"
+           "\n"
+           "Every configuration key can also be set by an environment variable\n"
+           "OTP_SIDECAR_<SECTION>_<KEY> (OTP_SIDECAR_CODE_TTL=10m); flags override\n"
+           "variables, which override the file. Under systemd (Type=notify) it reports\n"
+           "readiness and pings the watchdog while GET /readyz would answer 200.\n";
   }
   if (topic == "check-config") {
     return "usage: otp-sidecar check-config [--config FILE] [serve options]\n"
@@ -134,7 +139,8 @@ std::string HelpText(const std::string& topic) {
            "Checks the configuration as serve would, without serving: every error with its\n"
            "file, line and key; the key file's permissions; that provider secrets can be\n"
            "read (never printing them). Warns when a template renders to more than one SMS\n"
-           "segment. Exits 0 when serve would start, 2 when it would refuse.\n";
+           "segment. Exits 0 when serve would start, 2 when it would refuse; serve refuses\n"
+           "with the same lines. OTP_SIDECAR_* variables are checked too.\n";
   }
   if (topic == "migrate") {
     return "usage: otp-sidecar migrate --database PATH | --config FILE\n"

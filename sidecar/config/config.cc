@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "codes/codes.h"
 #include "common/time_format.h"
+#include "config/environment.h"
 #include "config/sms_config.h"
 #include "config/toml_reader.h"
 #include "delivery/message.h"
@@ -19,7 +21,9 @@
 namespace sidecar {
 namespace {
 
+using config_internal::ApplyEnvironment;
 using config_internal::CheckSmsValues;
+using config_internal::KeyKind;
 using config_internal::Problems;
 using config_internal::ReadSmsTable;
 using config_internal::TableReader;
@@ -206,30 +210,49 @@ void DefaultKeyFile(Config& config) {
   config.key_file = folder + "otp-sidecar.key";
 }
 
+// Every key the readers know, found by running them over an empty configuration.
+const std::map<std::string, KeyKind>& KnownKeys() {
+  static const std::map<std::string, KeyKind> kKeys = [] {
+    Config config;
+    Problems problems("");
+    problems.StartDiscovery();
+    ReadTables(toml::table{}, config, problems);
+    return problems.known_keys();
+  }();
+  return kKeys;
+}
+
 Result<Config> Parse(const std::string& text, const std::string& origin,
-                     const ConfigOverrides* flags) {
+                     const Environment& environment, const ConfigOverrides* flags) {
   Config config;
   Problems problems(origin);
 
-  if (!text.empty() || !origin.empty()) {
-    try {
-      toml::table root = toml::parse(text, origin);
-      ReadTables(root, config, problems);
-    } catch (const toml::parse_error& e) {
-      problems.Add(e.source(), "(syntax)", std::string(e.description()));
-      return problems.ToError();
-    }
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    problems.Add(e.source(), "(syntax)", std::string(e.description()));
+    return problems.ToError();
   }
+  ApplyEnvironment(environment, KnownKeys(), root, problems);
+  ReadTables(root, config, problems);
 
   if (flags != nullptr) ApplyOverrides(*flags, config, problems);
   CheckValues(config, problems);
   DefaultKeyFile(config);
 
   if (!problems.empty()) return problems.ToError();
+  config.origins = problems.Origins();
   return config;
 }
 
 }  // namespace
+
+std::string Config::Problem(const std::string& key, const std::string& what) const {
+  auto origin = origins.find(key);
+  if (origin == origins.end()) return key + ": " + what;
+  return origin->second + ": " + key + ": " + what;
+}
 
 std::string ListenAddress::ToString() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -273,12 +296,31 @@ bool IsLoopbackHost(const std::string& host) {
   return false;
 }
 
-Result<Config> ParseConfigText(const std::string& text, const std::string& origin) {
-  return Parse(text, origin, nullptr);
+Environment ProcessEnvironment() {
+  Environment environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string text = *entry;
+    std::string::size_type eq = text.find('=');
+    if (text.rfind("OTP_SIDECAR_", 0) != 0 || eq == std::string::npos) continue;
+    environment[text.substr(0, eq)] = text.substr(eq + 1);
+  }
+  return environment;
 }
 
-Result<Config> LoadConfig(const ConfigOverrides& overrides) {
-  if (overrides.config_file.empty()) return Parse("", "", &overrides);
+std::vector<std::string> KnownConfigKeys() {
+  std::vector<std::string> keys;
+  for (const auto& [key, kind] : KnownKeys())
+    keys.push_back(key);
+  return keys;
+}
+
+Result<Config> ParseConfigText(const std::string& text, const std::string& origin,
+                               const Environment& environment) {
+  return Parse(text, origin, environment, nullptr);
+}
+
+Result<Config> LoadConfig(const ConfigOverrides& overrides, const Environment& environment) {
+  if (overrides.config_file.empty()) return Parse("", "", environment, &overrides);
 
   std::ifstream in(overrides.config_file, std::ios::binary);
   if (!in) {
@@ -286,7 +328,7 @@ Result<Config> LoadConfig(const ConfigOverrides& overrides) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return Parse(text.str(), overrides.config_file, &overrides);
+  return Parse(text.str(), overrides.config_file, environment, &overrides);
 }
 
 }  // namespace sidecar

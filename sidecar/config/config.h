@@ -1,8 +1,9 @@
 #pragma once
 
 // Configuration is read and checked once at start-up, from embedded defaults, then the
-// TOML file, then command-line flags (each overriding the one before). The rest of the
-// program receives this plain struct and never sees TOML.
+// TOML file, then OTP_SIDECAR_* environment variables, then command-line flags (each
+// overriding the one before). The rest of the program receives this plain struct and never
+// sees TOML.
 
 #include <cstdint>
 #include <map>
@@ -84,6 +85,13 @@ struct Config {
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
+
+  // Where each key that was set came from ("FILE:LINE", "environment VARIABLE", "--flag"),
+  // so that problems found later (an unreadable key file) point at the setting.
+  std::map<std::string, std::string> origins;
+
+  // "ORIGIN: KEY: what" (or "KEY: what" for a default), as configuration errors read.
+  std::string Problem(const std::string& key, const std::string& what) const;
 };
 
 // Command-line values that override the file. Empty means "not given".
@@ -97,13 +105,33 @@ struct ConfigOverrides {
   std::string log_level;
 };
 
-// Builds the configuration from the defaults, the file named in `overrides` (if any) and
-// the flags. On failure the error's message lists every problem found, one per line, as
-// "FILE:LINE: KEY: what is wrong" (flags as "--flag: what is wrong").
-Result<Config> LoadConfig(const ConfigOverrides& overrides);
+// Environment variables by name. Only OTP_SIDECAR_* ones matter to the configuration.
+using Environment = std::map<std::string, std::string>;
+
+// The OTP_SIDECAR_* variables of this process.
+Environment ProcessEnvironment();
+
+// The variable that overrides `key`: "code.ttl" -> OTP_SIDECAR_CODE_TTL, "database" ->
+// OTP_SIDECAR_DATABASE, "limits.pumping.floor" -> OTP_SIDECAR_LIMITS_PUMPING_FLOOR.
+std::string VariableForKey(const std::string& key);
+
+// Every key a configuration file may hold, sections and sms.templates as a whole included.
+std::vector<std::string> KnownConfigKeys();
+
+// Builds the configuration from the defaults, the file named in `overrides` (if any), the
+// OTP_SIDECAR_* variables of `environment` and the flags. A variable's value is read as
+// the file's would be: strings and durations as they are (or TOML-quoted), numbers,
+// booleans and arrays as TOML (OTP_SIDECAR_LIMITS_USER_SENDS='["5/15m"]'), sms.templates
+// as an inline table. Variables that name no key are errors, except those the
+// configuration names as a secret's *_env source; secrets themselves never come from
+// overrides. On failure the error's message lists every problem found, one per line, as
+// "FILE:LINE: KEY: what is wrong", "environment VARIABLE: KEY: what is wrong" or
+// "--flag: what is wrong".
+Result<Config> LoadConfig(const ConfigOverrides& overrides, const Environment& environment = {});
 
 // Parses TOML text as if read from `origin` (used by LoadConfig and by tests).
-Result<Config> ParseConfigText(const std::string& text, const std::string& origin);
+Result<Config> ParseConfigText(const std::string& text, const std::string& origin,
+                               const Environment& environment = {});
 
 // Checks a parsed host:port. Accepts "127.0.0.1:8470", "localhost:8470", "[::1]:8470".
 Result<ListenAddress> ParseListenAddress(const std::string& text);

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/secrets.h"
+
 namespace sidecar {
 namespace {
 
@@ -82,6 +84,12 @@ Result<MasterKey> LoadOrCreateKeyFile(const std::string& path, bool create_if_mi
     if (!created.ok()) return created.error();
   }
   return ReadKeyFile(path);
+}
+
+KeyFileLocation LocateKeyFile(const std::string& key_file) {
+  std::string credential = CredentialPath(key_file);
+  if (!credential.empty() && ::access(credential.c_str(), F_OK) == 0) return {credential, true};
+  return {key_file, false};
 }
 
 }  // namespace sidecar

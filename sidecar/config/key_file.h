@@ -20,4 +20,14 @@ using MasterKey = std::array<unsigned char, kMasterKeySize>;
 // 64 hex characters (a trailing newline is allowed). Error messages never hold key bytes.
 Result<MasterKey> LoadOrCreateKeyFile(const std::string& path, bool create_if_missing);
 
+// Where the key configured as `key_file` is. A relative name that $CREDENTIALS_DIRECTORY
+// holds (systemd's LoadCredential=) is that credential: read there, and never created or
+// written, since credentials are read-only. Anything else is the path as given (relative
+// to the working directory), created on first start when missing.
+struct KeyFileLocation {
+  std::string path;
+  bool credential = false;
+};
+KeyFileLocation LocateKeyFile(const std::string& key_file);
+
 }  // namespace sidecar

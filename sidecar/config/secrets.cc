@@ -19,9 +19,8 @@ Error SecretError(const std::string& what) {
 }
 
 std::string ResolvePath(const std::string& file) {
-  const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
-  if (file.front() == '/' || credentials == nullptr || *credentials == '\0') return file;
-  return std::string(credentials) + "/" + file;
+  std::string credential = CredentialPath(file);
+  return credential.empty() ? file : credential;
 }
 
 Result<std::string> WithoutTrailingNewline(std::string secret, const std::string& source) {
@@ -87,6 +86,14 @@ Result<std::string> ReadSecretVariable(const std::string& env_name) {
 }
 
 }  // namespace
+
+std::string CredentialPath(const std::string& name) {
+  const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
+  if (name.empty() || name.front() == '/' || credentials == nullptr || *credentials == '\0') {
+    return "";
+  }
+  return std::string(credentials) + "/" + name;
+}
 
 Result<std::string> ReadSecret(const std::string& file, const std::string& env_name) {
   if (!file.empty()) return ReadSecretFile(file);

@@ -24,4 +24,8 @@ namespace sidecar {
 // but never hold any of the secret.
 Result<std::string> ReadSecret(const std::string& file, const std::string& env_name);
 
+// Where a credential named `name` would be: $CREDENTIALS_DIRECTORY/name when `name` is a
+// relative path and the variable is set; "" otherwise. The file may not exist.
+std::string CredentialPath(const std::string& name);
+
 }  // namespace sidecar

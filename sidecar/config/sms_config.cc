@@ -176,7 +176,7 @@ void ReadSmsTable(const toml::table& table, Config& config, Problems& problems) 
     TableReader reader(*file, "sms.file", problems);
     reader.String("path", &config.sms_file_path);
   }
-  if (const toml::table* templates = sms.Table("templates")) {
+  if (const toml::table* templates = sms.Table("templates", KeyKind::kMap)) {
     ReadTemplates(*templates, config, problems);
   }
   if (const toml::table* twilio = sms.Table("twilio")) ReadTwilio(*twilio, config.twilio, problems);

@@ -18,14 +18,28 @@
 
 namespace sidecar::config_internal {
 
+// How a key's value is written, for overrides from the environment: kText values (strings
+// and durations) may be given bare; kValue values are TOML (numbers, booleans, arrays);
+// kMap is a table of free-form keys, given as an inline table; kTable is a section.
+enum class KeyKind { kText, kValue, kMap, kTable };
+
 // Collects every problem so an operator fixes a file in one pass, not one error per start.
 class Problems {
  public:
   explicit Problems(std::string origin) : origin_(std::move(origin)) {}
 
   void Add(const toml::source_region& where, const std::string& key, const std::string& what) {
-    lines_.push_back(origin_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + what);
+    lines_.push_back(Place(where) + ": " + key + ": " + what);
   }
+  // "FILE:LINE", or "environment VARIABLE" for a value that came from a variable.
+  std::string Place(const toml::source_region& where) const {
+    if (where.path != nullptr && variables_.count(*where.path) != 0) {
+      return "environment " + *where.path;
+    }
+    return origin_ + ":" + std::to_string(where.begin.line);
+  }
+  // Values parsed with a variable's name as their source are reported by that name.
+  void FromVariable(const std::string& variable) { variables_.insert(variable); }
   void AddFlag(const std::string& flag, const std::string& what) {
     lines_.push_back(flag + ": " + what);
   }
@@ -47,6 +61,24 @@ class Problems {
     }
   }
 
+  // Discovery: the readers run over empty tables only to list every key they know.
+  void StartDiscovery() { discovering_ = true; }
+  bool discovering() const { return discovering_; }
+  void Known(const std::string& key, KeyKind kind) {
+    if (discovering_) known_keys_[key] = kind;
+  }
+  const std::map<std::string, KeyKind>& known_keys() const { return known_keys_; }
+
+  // Where each key seen was set: "--flag", "environment VARIABLE" or "FILE:LINE".
+  std::map<std::string, std::string> Origins() const {
+    std::map<std::string, std::string> origins;
+    for (const auto& [key, where] : seen_)
+      origins[key] = Place(where);
+    for (const auto& [key, flag] : flags_)
+      origins[key] = flag;
+    return origins;
+  }
+
   bool empty() const { return lines_.empty(); }
   Error ToError() const {
     std::string message;
@@ -62,6 +94,9 @@ class Problems {
   std::vector<std::string> lines_;
   std::map<std::string, toml::source_region> seen_;
   std::map<std::string, std::string> flags_;
+  std::set<std::string> variables_;
+  bool discovering_ = false;
+  std::map<std::string, KeyKind> known_keys_;
 };
 
 inline std::string Join(const std::string& prefix, std::string_view key) {
@@ -82,15 +117,16 @@ class TableReader {
     }
   }
 
-  const toml::node* Find(std::string_view key) {
+  const toml::node* Find(std::string_view key, KeyKind kind = KeyKind::kValue) {
     known_.insert(std::string(key));
+    problems_.Known(Join(prefix_, key), kind);
     const toml::node* node = table_.get(key);
     if (node != nullptr) problems_.Seen(Join(prefix_, key), node->source());
     return node;
   }
 
   void String(std::string_view key, std::string* out) {
-    const toml::node* node = Find(key);
+    const toml::node* node = Find(key, KeyKind::kText);
     if (node == nullptr) return;
     if (auto value = node->value<std::string>(); value && node->is_string()) {
       *out = *value;
@@ -117,7 +153,7 @@ class TableReader {
 
   void Duration(std::string_view key, std::int64_t min_ms, std::int64_t max_ms,
                 const std::string& range_text, std::int64_t* out) {
-    const toml::node* node = Find(key);
+    const toml::node* node = Find(key, KeyKind::kText);
     if (node == nullptr) return;
     if (!node->is_string()) {
       problems_.Add(node->source(), Join(prefix_, key),
@@ -199,8 +235,14 @@ class TableReader {
   }
 
   // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).
-  const toml::table* Table(std::string_view key) {
-    const toml::node* node = Find(key);
+  // While discovering keys, a missing table is read as an empty one. `kind` is kMap for a
+  // table of free-form keys.
+  const toml::table* Table(std::string_view key, KeyKind kind = KeyKind::kTable) {
+    const toml::node* node = Find(key, kind);
+    if (node == nullptr && problems_.discovering()) {
+      static const toml::table kEmpty;
+      return &kEmpty;
+    }
     if (node == nullptr) return nullptr;
     if (!node->is_table()) {
       problems_.Add(node->source(), Join(prefix_, key), "must be a table");

@@ -79,14 +79,37 @@ Status DeliveryWorker::Start() {
   Status recovered = RecoverInterrupted();
   if (!recovered.ok()) return recovered;
 
-  heartbeat_.store(clock_.Now());
-  for (int i = 0; i < std::max(1, settings_.workers); ++i) {
-    threads_.emplace_back([this] { Run(); });
+  if (!threads_.empty() || thread_heartbeats_ != nullptr) return OkStatus();
+  auto count = static_cast<std::size_t>(std::max(1, settings_.workers));
+  thread_heartbeats_ = std::make_unique<std::atomic<TimeMs>[]>(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    Beat(thread_heartbeats_[i]);
+  }
+  thread_count_.store(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    threads_.emplace_back([this, i] { Run(i); });
   }
   return OkStatus();
 }
 
+bool DeliveryWorker::alive() const {
+  std::size_t count = thread_count_.load();
+  if (count == 0) return false;
+  TimeMs now = clock_.Now();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (now - thread_heartbeats_[i].load() > settings_.stall_after_ms) return false;
+  }
+  return true;
+}
+
+void DeliveryWorker::Beat(std::atomic<TimeMs>& heartbeat) {
+  TimeMs now = clock_.Now();
+  heartbeat.store(now);
+  heartbeat_.store(now);
+}
+
 void DeliveryWorker::Stop() {
+  thread_count_.store(0);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
@@ -113,15 +136,16 @@ int DeliveryWorker::in_flight() const {
   return total;
 }
 
-void DeliveryWorker::Run() {
+void DeliveryWorker::Run(std::size_t index) {
+  std::atomic<TimeMs>& heartbeat = thread_heartbeats_[index];
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stop_) return;
       wake_ = false;
     }
-    heartbeat_.store(clock_.Now());
-    int handled = DrainDue();
+    Beat(heartbeat);
+    int handled = Drain(heartbeat);
 
     std::int64_t wait_ms = kIdlePollMs;
     Status next = store_.Transact([&](StoreTx& tx) -> Status {
@@ -144,9 +168,18 @@ void DeliveryWorker::Run() {
 }
 
 int DeliveryWorker::DrainDue() {
+  return Drain(heartbeat_);
+}
+
+int DeliveryWorker::Drain(std::atomic<TimeMs>& heartbeat) {
   int handled = 0;
-  while (DeliverOne()) {
+  // Each send may take a provider's whole timeout: the heartbeat says this thread got to
+  // the next one.
+  while (true) {
+    Beat(heartbeat);
+    if (!DeliverOne()) break;
     ++handled;
+
     std::lock_guard<std::mutex> lock(mutex_);
     if (stop_) break;
   }

@@ -44,6 +44,9 @@ struct DeliverySettings {
   int workers = 1;
   int max_in_flight = 2;  // per provider
   bool resend_on_unknown = false;
+  // A thread that has not shown life for this long is stuck. It must exceed the longest a
+  // provider call may take (connect plus request timeouts) plus one idle wait (1 s).
+  std::int64_t stall_after_ms = 60'000;
 };
 
 class DeliveryWorker {
@@ -66,14 +69,22 @@ class DeliveryWorker {
   // Used by the threads and by tests that drive the worker step by step.
   int DrainDue();
 
-  // Milliseconds since the epoch at which a loop last ran; for liveness checks.
+  // Milliseconds since the epoch at which a loop last ran, on any thread.
   TimeMs last_heartbeat() const { return heartbeat_.load(); }
+
+  // True when the threads run and every one of them has shown life (a pass over the outbox
+  // or the start of a send) within settings.stall_after_ms; false before Start(), after
+  // Stop() and when a thread is stuck (in a provider call that ignores its timeouts, or on
+  // a lock). Cheap (a few atomic loads); thread-safe.
+  bool alive() const;
 
   // Sends in progress right now, over all providers.
   int in_flight() const;
 
  private:
-  void Run();
+  void Run(std::size_t index);
+  void Beat(std::atomic<TimeMs>& heartbeat);
+  int Drain(std::atomic<TimeMs>& heartbeat);
   bool DeliverOne();
   Status RecoverInterrupted();
   std::optional<DeliveryJob> Claim(TimeMs now);
@@ -102,6 +113,10 @@ class DeliveryWorker {
   // threads never both take a provider's last free slot.
   std::mutex claim_mutex_;
   std::atomic<TimeMs> heartbeat_{0};
+  // One heartbeat per thread, made by Start() before the threads and kept until the
+  // destructor, so alive() may read them at any time.
+  std::unique_ptr<std::atomic<TimeMs>[]> thread_heartbeats_;
+  std::atomic<std::size_t> thread_count_{0};  // 0 when not running
   std::vector<std::thread> threads_;
 };
 

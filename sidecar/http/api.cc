@@ -84,8 +84,9 @@ HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
   return response;
 }
 
-Api::Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock)
-    : challenges_(challenges), phones_(phones), clock_(clock) {}
+Api::Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock,
+         ReadinessCheck readiness)
+    : challenges_(challenges), phones_(phones), clock_(clock), readiness_(std::move(readiness)) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) {
   try {
@@ -106,6 +107,10 @@ HttpResponse Api::Route(const HttpRequest& request) {
   if (path == "/healthz") {
     if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
     return JsonResponse(200, {{"status", "ok"}});
+  }
+  if (path == "/readyz") {
+    if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
+    return Ready(request);
   }
   // The route is found first, so a wrong path is 404 and a wrong method 405 whatever the
   // body; only a request that reached its handler is judged on its Content-Type.
@@ -231,6 +236,16 @@ HttpResponse Api::Resend(const HttpRequest& request, const std::string& id) {
     return ProblemResponse(resent.error(), request.path);
   }
   return JsonResponse(202, {{"challenge_id", id}, {"status", "pending"}});
+}
+
+HttpResponse Api::Ready(const HttpRequest& request) {
+  Status ready = readiness_ ? readiness_() : OkStatus();
+  if (ready.ok()) return JsonResponse(200, {{"status", "ready"}});
+
+  // The reason goes to the log; the caller gets the code, which says what to look at.
+  Log(LogLevel::kWarn, "http", "not ready",
+      {{"code", ready.error().code}, {"error", ready.error().message}});
+  return ProblemResponse(ready.error(), request.path);
 }
 
 }  // namespace sidecar

@@ -10,11 +10,13 @@
 //   POST   /v1/challenges/{id}/resend  resend          202
 //   POST   /v1/verify                  verify by user  200
 //   GET    /healthz                    liveness        200
+//   GET    /readyz                     readiness       200, or 503 with the reason
 //
 // Unknown paths are 404 "not_found"; known paths with another method are 405 with Allow.
 // Refusals by a limit are 429 with Retry-After (seconds). A verify answered "locked"
 // because the user's failure budget is spent is a 200 that also carries Retry-After.
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,9 +41,15 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// Whether the sidecar can do its work now: ok, or an error whose code says why
+// ("database_unavailable", "delivery_worker_stalled"). Called on every GET /readyz.
+using ReadinessCheck = std::function<Status()>;
+
 class Api {
  public:
-  Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock);
+  // Without `readiness`, GET /readyz answers as GET /healthz does.
+  Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock,
+      ReadinessCheck readiness = nullptr);
 
   // Never throws; every failure is a problem response.
   HttpResponse Handle(const HttpRequest& request);
@@ -53,10 +61,12 @@ class Api {
   HttpResponse Cancel(const HttpRequest& request, const std::string& id);
   HttpResponse Verify(const HttpRequest& request, const std::string* id);
   HttpResponse Resend(const HttpRequest& request, const std::string& id);
+  HttpResponse Ready(const HttpRequest& request);
 
   ChallengeService& challenges_;
   const PhoneValidator& phones_;
   const Clock& clock_;
+  ReadinessCheck readiness_;
 };
 
 // A problem+json response for `error`; exposed for the server's own error paths.

@@ -1,7 +1,7 @@
 #include "http/problem.h"
 
 #include <algorithm>
-#include <array>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 namespace sidecar {
@@ -13,7 +13,8 @@ struct ProblemKind {
   const char* title;
 };
 
-constexpr std::array<ProblemKind, 28> kProblems = {{
+// The last entry is what an unknown code falls back to.
+constexpr ProblemKind kProblems[] = {
     {"invalid_json", 400, "The body is not valid JSON"},
     {"invalid_body", 400, "The body must be a JSON object"},
     {"missing_field", 400, "A required field is missing or empty"},
@@ -40,15 +41,17 @@ constexpr std::array<ProblemKind, 28> kProblems = {{
     {"user_failures", 429, "Too many wrong codes for this user"},
     {"ip_failures", 429, "Too many wrong codes from this address"},
     {"storage_unavailable", 503, "The database is unavailable; try again"},
+    {"database_unavailable", 503, "The database cannot be written"},
+    {"delivery_worker_stalled", 503, "The delivery worker has stopped making progress"},
     {"conflict", 503, "A concurrent change got in the way; try again"},
     {"internal_error", 500, "Internal error"},
-}};
+};
 
 const ProblemKind& KindFor(const std::string& code) {
   for (const ProblemKind& kind : kProblems) {
     if (code == kind.code) return kind;
   }
-  return kProblems.back();
+  return kProblems[std::size(kProblems) - 1];
 }
 
 }  // namespace

@@ -4,12 +4,17 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <unordered_map>
 
 #include "store/migrations.h"
 
 namespace sidecar {
 namespace {
+
+// How long a transaction waits for another process's write lock (an operator's sqlite3,
+// `otp-sidecar migrate`) before it fails.
+constexpr int kBusyTimeoutMs = 5000;
 
 Error SqliteError(sqlite3* db, const std::string& context) {
   int code = sqlite3_extended_errcode(db);
@@ -592,7 +597,7 @@ class SqliteStore::Tx final : public StoreTx {
 namespace {
 
 Status Configure(sqlite3* db) {
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);
   Status s = Exec(db, "PRAGMA journal_mode = WAL", "enabling WAL");
   if (s.ok()) s = Exec(db, "PRAGMA synchronous = FULL", "setting synchronous");
@@ -638,14 +643,14 @@ SqliteStore::SqliteStore(sqlite3* db, int schema_version)
     : db_(db), schema_version_(schema_version) {}
 
 SqliteStore::~SqliteStore() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::timed_mutex> lock(mutex_);
   for (auto& [sql, stmt] : statements_)
     sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
 
 Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::timed_mutex> lock(mutex_);
 
   // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
   // overtaken by another process between its read and its write.
@@ -670,8 +675,23 @@ Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
   return result;
 }
 
+Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
+  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::milliseconds(timeout_ms))) {
+    return MakeError("storage_unavailable", "the database is busy: a transaction is waiting");
+  }
+
+  // BEGIN IMMEDIATE takes the write lock, which fails on a read-only file or folder and
+  // waits (here only briefly) while another process holds it; nothing is written.
+  sqlite3_busy_timeout(db_, static_cast<int>(timeout_ms));
+  Status begun = Exec(db_, "BEGIN IMMEDIATE", "probing for writes");
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  if (!begun.ok()) return begun;
+  return Exec(db_, "ROLLBACK", "ending the write probe");
+}
+
 Status SqliteStore::Checkpoint() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::timed_mutex> lock(mutex_);
   return Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing WAL");
 }
 

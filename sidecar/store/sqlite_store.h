@@ -26,6 +26,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   Status Transact(const std::function<Status(StoreTx&)>& body) override;
+  Status ProbeWritable(std::int64_t timeout_ms) override;
 
   // The schema version recorded in PRAGMA user_version.
   int schema_version() const { return schema_version_; }
@@ -37,7 +38,9 @@ class SqliteStore final : public Store {
   class Tx;
   SqliteStore(sqlite3* db, int schema_version);
 
-  std::mutex mutex_;  // guards db_ and statements_
+  // Guards db_ and statements_. Timed, so that a readiness probe gives up rather than queue
+  // behind transactions that wait on another process's lock.
+  std::timed_mutex mutex_;
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
   int schema_version_;

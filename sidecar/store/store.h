@@ -104,6 +104,12 @@ class Store {
   // serialised, so `body` sees and changes a consistent snapshot: this is what makes
   // concurrent verifies of one challenge compare no more codes than allowed. Thread-safe.
   virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
+
+  // Checks that a write transaction could start now, waiting at most `timeout_ms` for the
+  // write lock, and changes nothing. Errors with "storage_unavailable" when the database is
+  // read-only, locked by another writer for longer than the timeout, or gone. It does not
+  // prove there is free space: that shows only when a commit fails. Thread-safe.
+  virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
 };
 
 }  // namespace sidecar

@@ -599,7 +599,7 @@ TEST_CASE("serve and check-config refuse an SMS file or database in a folder tha
   ExitResult checked =
       RunSidecarToExit({"check-config", "--database", missing + "/otp.db"}, dir.path());
 
-  CHECK(served.exit_code == 1);
+  CHECK(served.exit_code == 2);
   CHECK(served.err.find("sms.file.path") != std::string::npos);
   CHECK(checked.exit_code == 2);
   CHECK(checked.out.find("database: cannot create " + missing + "/otp.db") != std::string::npos);

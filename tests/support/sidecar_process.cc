@@ -192,13 +192,13 @@ void WriteFileBytes(const std::string& path, const std::string& text, unsigned m
 }
 
 ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::string& dir,
-                            Millis timeout) {
+                            Millis timeout, const std::vector<std::string>& env) {
   static std::atomic<int> counter{0};
   std::string tag = std::to_string(++counter);
   std::string out_path = dir + "/run-" + tag + ".out";
   std::string err_path = dir + "/run-" + tag + ".err";
 
-  pid_t pid = Spawn(args, dir, out_path, err_path);
+  pid_t pid = Spawn(args, dir, out_path, err_path, env);
   ExitResult result;
   if (!WaitForExit(pid, timeout, &result.exit_code)) {
     result.timed_out = true;

@@ -53,9 +53,11 @@ struct ExitResult {
 };
 
 // Runs OTP_SIDECAR_BINARY with `args` in the folder `dir` (stdout and stderr go to files
-// there) and waits for it to exit, killing it after `timeout`.
+// there), with the test's environment plus `env` ("NAME=value"), and waits for it to exit,
+// killing it after `timeout`.
 ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::string& dir,
-                            Millis timeout = Millis(10'000));
+                            Millis timeout = Millis(10'000),
+                            const std::vector<std::string>& env = {});
 
 // One line of the file provider's output.
 struct SmsRecord {

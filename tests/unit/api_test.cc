@@ -553,4 +553,29 @@ TEST_SUITE("api") {
     CHECK(log.find("level=error") != std::string::npos);
   }
 
+  TEST_CASE("GET /readyz answers ready, or 503 with the readiness check's code") {
+    Harness h;
+    Status readiness = OkStatus();
+    Api api(h.service, h.phones, h.clock, [&] { return readiness; });
+    auto call = [&](const std::string& method) {
+      return api.Handle(HttpRequest{method, "/readyz", "", ""});
+    };
+
+    HttpResponse ready = call("GET");
+    CHECK(ready.status == 200);
+    CHECK(JsonOf(ready)["status"] == "ready");
+
+    for (const char* code : {"database_unavailable", "delivery_worker_stalled"}) {
+      CAPTURE(code);
+      readiness = MakeError(code, "details for the log only: /srv/otp.db");
+      HttpResponse response = call("GET");
+      CheckProblem(response, 503, code);
+      CHECK(JsonOf(response)["instance"] == "/readyz");
+      CHECK(response.body.find("/srv/otp.db") == std::string::npos);
+    }
+
+    CheckProblem(call("POST"), 405, "method_not_allowed");
+    CHECK(h.Call("GET", "/readyz").status == 200);  // no check given: ready while serving
+  }
+
 }  // TEST_SUITE

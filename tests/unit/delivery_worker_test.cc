@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -487,6 +489,37 @@ TEST_SUITE("delivery_worker") {
 
     std::string after_stop = h.Create("bob");
     CHECK(h.Latest(after_stop).state == DeliveryState::kQueued);
+  }
+
+  TEST_CASE(
+      "alive is false until Start, while a thread is stuck past stall_after_ms, and after Stop") {
+    DeliverySettings settings = Settings();
+    settings.workers = 1;
+    settings.stall_after_ms = 10'000;
+    Harness h(1, settings);
+    CHECK_FALSE(h.worker->alive());
+
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<bool> in_send{false};
+    h.primary->OnSend([&](const SmsMessage&) {
+      in_send.store(true);
+      released.wait();
+    });
+    REQUIRE(h.worker->Start().ok());
+    CHECK(h.worker->alive());
+
+    h.Create();
+    REQUIRE(Eventually([&] { return in_send.load(); }));
+    h.clock.Advance(10'000);
+    CHECK(h.worker->alive());  // exactly at the limit it still counts as alive
+    h.clock.Advance(1);
+    CHECK_FALSE(h.worker->alive());
+
+    release.set_value();
+    CHECK(Eventually([&] { return h.worker->alive(); }));
+    h.worker->Stop();
+    CHECK_FALSE(h.worker->alive());
   }
 
 }  // TEST_SUITE

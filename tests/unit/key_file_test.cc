@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -167,6 +168,23 @@ TEST_SUITE("key_file") {
     std::string path = dir.File("no/such/folder/otp.key");
 
     CheckRefused(path, true);
+  }
+
+  TEST_CASE("LocateKeyFile takes a relative name from $CREDENTIALS_DIRECTORY when it is there") {
+    TempDir dir;
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    KeyFileLocation plain = LocateKeyFile("master.key");
+    CHECK(plain.path == "master.key");
+    CHECK_FALSE(plain.credential);
+
+    ::setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
+    CHECK_FALSE(LocateKeyFile("master.key").credential);  // not there: a plain file
+    WriteKey(dir.File("master.key"), kHexKey, 0400);
+    KeyFileLocation credential = LocateKeyFile("master.key");
+    CHECK(credential.path == dir.File("master.key"));
+    CHECK(credential.credential);
+    CHECK_FALSE(LocateKeyFile(dir.File("master.key")).credential);  // absolute: as given
+    ::unsetenv("CREDENTIALS_DIRECTORY");
   }
 
 }  // TEST_SUITE

@@ -809,4 +809,23 @@ TEST_SUITE("sqlite_store") {
     CHECK(FindChallenge(*second, "ch_shared").has_value());
   }
 
+  TEST_CASE("ProbeWritable fails while another connection holds the write lock, then passes") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+    CHECK(store->ProbeWritable(1000).ok());
+
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    Status locked = store->ProbeWritable(50);
+    REQUIRE_FALSE(locked.ok());
+    CHECK(locked.error().code == "storage_unavailable");
+
+    REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    CHECK(store->ProbeWritable(1000).ok());
+    Insert(*store, MakeChallenge("ch_after_probe", "alice", kNow));  // the store still writes
+  }
+
 }  // TEST_SUITE
