@@ -5,18 +5,23 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <thread>
 
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "config/key_file.h"
 #include "config/secrets.h"
 #include "delivery/delivery_worker.h"
 #include "delivery/encoding.h"
+#include "http/auth.h"
+#include "http/listeners.h"
 #include "http/server.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
@@ -39,12 +44,6 @@ std::string JoinNames(const std::vector<std::string>& names) {
   for (const std::string& name : names)
     out += (out.empty() ? "" : ",") + name;
   return out;
-}
-
-std::string FolderOf(const std::string& path) {
-  std::string::size_type slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 // A file serve must create or write: it must be writable if it exists, else its folder.
@@ -72,6 +71,24 @@ std::vector<std::string> PathProblems(const Config& config) {
   for (const std::string& name : config.sms_providers) {
     if (name == "file") CheckWritable("sms.file.path", config.sms_file_path, problems);
   }
+  return problems;
+}
+
+// What would stop serve from listening or checking callers, found without binding: the
+// socket group, the Unix sockets' folders and paths, the caller token files.
+std::vector<std::string> ListenProblems(const Config& config) {
+  std::vector<std::string> problems;
+  if (!config.socket_group.empty()) {
+    Result<gid_t> group = ResolveGroup(config.socket_group);
+    if (!group.ok()) problems.push_back(group.error().message);
+  }
+  for (const ListenAddress& address : config.listen_addresses) {
+    if (!address.is_unix()) continue;
+    Status path = CheckUnixSocketPath(address.unix_path);
+    if (!path.ok()) problems.push_back("listen: " + path.error().message);
+  }
+  Result<CallerAuth> auth = MakeCallerAuth(config.auth);
+  if (!auth.ok()) problems.push_back(auth.error().message);
   return problems;
 }
 
@@ -216,7 +233,7 @@ class Housekeeper {
 // blocked in every other thread, so they are only ever taken here.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(HttpServer& server) : server_(server) {
+  explicit SignalWatcher(std::function<void()> stop) : stop_(std::move(stop)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~SignalWatcher() {
@@ -250,14 +267,65 @@ class SignalWatcher {
         continue;
       }
       Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
-      server_.Stop();
+      stop_();
       return;
     }
   }
 
-  HttpServer& server_;
+  std::function<void()> stop_;
   std::thread thread_;
 };
+
+// One server per listening socket, all sharing the Api; each serves on its own thread.
+// When one fails to accept, all stop, so the service manager sees the process end.
+class Servers {
+ public:
+  Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth,
+          const ServerSettings& settings) {
+    for (std::size_t i = 0; i < listeners.listeners().size(); ++i) {
+      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listeners.TakeFd(i),
+                                                      listeners.listeners()[i].address));
+    }
+  }
+
+  void StopAll() {
+    for (auto& server : servers_)
+      server->Stop();
+  }
+
+  // Serves until StopAll(); false when a server stopped because accepting failed.
+  bool ServeAll() {
+    std::atomic<bool> all_ok{true};
+    auto serve = [this, &all_ok](HttpServer& server) {
+      if (!server.Serve()) {
+        all_ok = false;
+        Log(LogLevel::kError, "http", "accepting connections failed; stopping");
+        StopAll();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < servers_.size(); ++i)
+      threads.emplace_back([&serve, this, i] { serve(*servers_[i]); });
+    serve(*servers_.front());
+    for (std::thread& thread : threads)
+      thread.join();
+    return all_ok;
+  }
+
+ private:
+  std::vector<std::unique_ptr<HttpServer>> servers_;
+};
+
+// Serving other hosts means tokens and codes cross a network in clear HTTP.
+void WarnAboutRemote(const ListenerSet& listeners) {
+  for (const Listener& listener : listeners.listeners()) {
+    const ListenAddress& address = listener.address;
+    if (address.is_unix() || IsLoopbackHost(address.host)) continue;
+    Log(LogLevel::kWarn, "main",
+        "serving a non-loopback address over plain HTTP; put TLS in front of it",
+        {{"address", address.ToString()}});
+  }
+}
 
 }  // namespace
 
@@ -271,6 +339,9 @@ int RunServe(const Config& config) {
   if (!path_problems.empty()) {
     return Fail("cannot start", MakeError("invalid_config", path_problems.front()));
   }
+
+  Result<CallerAuth> auth = MakeCallerAuth(config.auth);
+  if (!auth.ok()) return Fail("cannot read the caller tokens", auth.error());
 
   Result<MasterKey> master = LoadOrCreateKeyFile(config.key_file, true);
   if (!master.ok()) return Fail("cannot load the key", master.error());
@@ -302,28 +373,39 @@ int RunServe(const Config& config) {
   ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
                               [&worker] { worker.Wake(); });
   Api api(challenges, phones, clock);
-  HttpServer server(
-      api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
-                          config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
 
-  Result<int> port = server.Bind();
-  if (!port.ok()) return Fail("cannot listen", port.error());
+  Result<ListenerSet> listeners = ListenerSet::Open(
+      config.listen_addresses,
+      ListenOptions{config.socket_group, config.allow_remote, config.auth.enabled()});
+  if (!listeners.ok()) return Fail("cannot listen", listeners.error());
+  WarnAboutRemote(*listeners);
+  std::string addresses = listeners->Describe();
+  std::size_t activated = 0;
+  for (const Listener& listener : listeners->listeners())
+    activated += listener.activated ? 1 : 0;
+  Servers servers(
+      *listeners, api, *auth,
+      ServerSettings{config.http_min_threads, config.http_max_threads,
+                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
 
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());
 
+  bool served = true;
   {
     Housekeeper housekeeper(challenges);
-    SignalWatcher signals(server);
-    ListenAddress bound{config.listen_address.host, *port};
+    SignalWatcher signals([&servers] { servers.StopAll(); });
     Log(LogLevel::kInfo, "main", "listening",
-        {{"address", bound.ToString()},
+        {{"address", addresses},
+         {"activated", activated > 0 ? std::to_string(activated) : ""},
+         {"auth", config.auth.enabled() ? "bearer" : "off"},
          {"database", config.database},
          {"schema_version", std::to_string((*store)->schema_version())},
          {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});
-    server.Serve();
+    served = servers.ServeAll();
   }
+  listeners->Close();  // removes the Unix socket files this process made
 
   worker.Stop();
   Status checkpointed = (*store)->Checkpoint();
@@ -331,10 +413,11 @@ int RunServe(const Config& config) {
     Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
   }
   Log(LogLevel::kInfo, "main", "stopped");
-  return 0;
+  return served ? 0 : 1;
 }
 
 int RunCheckConfig(const Config& config) {
+  if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   bool ok = true;
   auto problem = [&](const std::string& what) {
     std::printf("error: %s\n", what.c_str());
@@ -356,6 +439,9 @@ int RunCheckConfig(const Config& config) {
   SystemClock clock;
   Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
   if (!providers.ok()) problem(providers.error().message);
+
+  for (const std::string& listen_problem : ListenProblems(config))
+    problem(listen_problem);
 
   for (const std::string& warning : TemplateWarnings(config)) {
     std::printf("warning: %s\n", warning.c_str());

@@ -196,6 +196,22 @@ class TableReader {
     *out = values;
   }
 
+  // Reads a single string as a list of one.
+  void StringOrArray(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* node = table_.get(key);
+    if (node != nullptr && node->is_string()) {
+      Find(key);
+      *out = {node->as_string()->get()};
+      return;
+    }
+    if (node != nullptr && !node->is_array()) {
+      Find(key);
+      problems_.Add(node->source(), Join(prefix_, key), "must be a string or an array of strings");
+      return;
+    }
+    StringArray(key, out);
+  }
+
   // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).
   const toml::table* Table(std::string_view key) {
     const toml::node* node = Find(key);

@@ -13,7 +13,7 @@ struct ProblemKind {
   const char* title;
 };
 
-constexpr std::array<ProblemKind, 27> kProblems = {{
+constexpr std::array<ProblemKind, 28> kProblems = {{
     {"invalid_json", 400, "The body is not valid JSON"},
     {"invalid_body", 400, "The body must be a JSON object"},
     {"missing_field", 400, "A required field is missing or empty"},
@@ -21,6 +21,7 @@ constexpr std::array<ProblemKind, 27> kProblems = {{
     {"unknown_field", 400, "The body has a field this request does not take"},
     {"invalid_phone", 400, "The phone number is not valid"},
     {"bad_request", 400, "The request is malformed"},
+    {"unauthorized", 401, "A valid bearer token is required"},
     {"not_found", 404, "No such endpoint"},
     {"challenge_not_found", 404, "No such challenge"},
     {"no_challenge", 404, "The user has no challenge"},
