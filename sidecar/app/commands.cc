@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -283,8 +285,9 @@ class Servers {
   Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth,
           const ServerSettings& settings) {
     for (std::size_t i = 0; i < listeners.listeners().size(); ++i) {
-      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listeners.TakeFd(i),
-                                                      listeners.listeners()[i].address));
+      Listener listener = listeners.listeners()[i];
+      listener.fd = listeners.TakeFd(i);
+      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listener));
     }
   }
 
@@ -298,8 +301,10 @@ class Servers {
     std::atomic<bool> all_ok{true};
     auto serve = [this, &all_ok](HttpServer& server) {
       if (!server.Serve()) {
+        int error = errno;
         all_ok = false;
-        Log(LogLevel::kError, "http", "accepting connections failed; stopping");
+        Log(LogLevel::kError, "http", "accepting connections failed; stopping",
+            {{"address", server.address().ToString()}, {"error", std::strerror(error)}});
         StopAll();
       }
     };

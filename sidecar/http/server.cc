@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -85,21 +86,49 @@ class ElasticThreadPool final : public httplib::TaskQueue {
   bool stopping_ = false;
 };
 
+// How often the accept loop of a socket systemd passed in looks whether it should stop.
+constexpr long kSharedSocketPollMicros = 100'000;
+
 // cpp-httplib 0.11.4 can only accept on a socket it bound itself; this hands it one made
 // elsewhere (bound by listeners.cc, or passed in by systemd) through its protected member.
 class AdoptingServer final : public httplib::Server {
  public:
-  explicit AdoptingServer(int fd) { svr_sock_ = fd; }
+  AdoptingServer(int fd, bool shared) : shared_(shared) {
+    svr_sock_ = fd;
+    if (shared_) set_idle_interval(0, kSharedSocketPollMicros);
+  }
 
   // A socket never served is still ours to close.
   ~AdoptingServer() override {
     int fd = svr_sock_.exchange(INVALID_SOCKET);
     if (fd != INVALID_SOCKET) ::close(fd);
+    AfterServe();
   }
 
-  // Once the accept loop has returned, the library has closed the socket (in stop(), or
-  // on an accept error without forgetting it): it must not be closed again.
-  void ForgetSocket() { svr_sock_ = INVALID_SOCKET; }
+  // The library's stop() shuts the socket down to wake accept(). A socket systemd passed in
+  // is shared with systemd: shutting it down would end it for systemd and for the next
+  // start too. Such a socket is only let go of; its accept loop polls and sees it gone.
+  void StopAccepting() {
+    if (!shared_) {
+      stop();
+      return;
+    }
+    int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) released_ = fd;
+  }
+
+  // Once the accept loop has returned, the library has closed its socket (in stop(), or on
+  // an accept error without forgetting it): it must not be closed again. A let-go shared
+  // socket is closed now that nothing polls it.
+  void AfterServe() {
+    svr_sock_ = INVALID_SOCKET;
+    int fd = released_.exchange(-1);
+    if (fd >= 0) ::close(fd);
+  }
+
+ private:
+  const bool shared_;
+  std::atomic<int> released_{-1};
 };
 
 std::string NewRequestId() {
@@ -151,13 +180,13 @@ std::string ErrorCodeForStatus(int status) {
 
 }  // namespace
 
-HttpServer::HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, int listen_fd,
-                       ListenAddress address)
+HttpServer::HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings,
+                       const Listener& listener)
     : api_(api),
       auth_(auth),
       settings_(std::move(settings)),
-      address_(std::move(address)),
-      server_(std::make_unique<AdoptingServer>(listen_fd)) {
+      address_(listener.address),
+      server_(std::make_unique<AdoptingServer>(listener.fd, listener.activated)) {
   Configure();
 }
 
@@ -254,7 +283,7 @@ bool HttpServer::Serve() {
     serving_ = true;
   }
   bool served = server_->listen_after_bind();
-  static_cast<AdoptingServer&>(*server_).ForgetSocket();
+  static_cast<AdoptingServer&>(*server_).AfterServe();
 
   std::lock_guard<std::mutex> lock(mutex_);
   serving_ = false;
@@ -276,7 +305,7 @@ void HttpServer::Stop() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  server_->stop();
+  static_cast<AdoptingServer&>(*server_).StopAccepting();
 }
 
 }  // namespace sidecar

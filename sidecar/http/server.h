@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "http/api.h"
 #include "http/auth.h"
+#include "http/listeners.h"
 
 namespace httplib {
 class Server;
@@ -33,15 +34,17 @@ struct ServerSettings {
 
 class HttpServer {
  public:
-  // Serves `listen_fd` (a listening socket, owned from now on) at `address`; `api` and
-  // `auth` must outlive the server.
-  HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, int listen_fd,
-             ListenAddress address);
+  // Serves `listener`, whose socket it owns from now on (see ListenerSet::TakeFd); `api`
+  // and `auth` must outlive the server. A socket passed in by systemd is never shut down,
+  // only closed, so that systemd keeps it for the next start.
+  HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, const Listener& listener);
   ~HttpServer();
 
   // Serves until Stop() is called; returns false when accepting failed for another reason.
   // Returns at once when Stop() came first.
   bool Serve();
+
+  const ListenAddress& address() const { return address_; }
 
   // Stops accepting and makes Serve() return once in-flight requests finish. Thread-safe;
   // may come before, during or after Serve().
