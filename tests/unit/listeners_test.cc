@@ -2,20 +2,21 @@
 
 #include <doctest/doctest.h>
 #include <grp.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <string>
 
 #include "support/fakes.h"
+#include "support/unix_socket.h"
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;
+using sidecar::testing::BoundUnixSocket;
+using sidecar::testing::IsSocketFile;
 using sidecar::testing::ReadWholeFile;
 using sidecar::testing::TempDir;
+using sidecar::testing::UnixSocketConnects;
 using sidecar::testing::WriteWholeFile;
 
 namespace {
@@ -26,42 +27,6 @@ ListenAddress Unix(const std::string& path) {
 
 ListenAddress Tcp(int port) {
   return ListenAddress{"127.0.0.1", port, ""};
-}
-
-// A Unix socket bound at `path`, listening when `listen` is set; closed (leaving the file)
-// when destroyed, as a process killed with -9 leaves it.
-class RawUnixSocket {
- public:
-  RawUnixSocket(const std::string& path, bool listen) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    if (listen) REQUIRE(::listen(fd_, 4) == 0);
-  }
-  ~RawUnixSocket() { ::close(fd_); }
-  RawUnixSocket(const RawUnixSocket&) = delete;
-  RawUnixSocket& operator=(const RawUnixSocket&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
-bool Connects(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return connected;
-}
-
-bool IsSocket(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 ListenerSet MustOpen(const std::vector<ListenAddress>& addresses, ListenOptions options = {}) {
@@ -96,11 +61,11 @@ TEST_SUITE("listeners") {
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 07777) == 0660);
-    CHECK(Connects(path));
+    CHECK(UnixSocketConnects(path));
     CHECK(set.Describe() == "unix:" + path);
 
     set.Close();
-    CHECK_FALSE(IsSocket(path));
+    CHECK_FALSE(IsSocketFile(path));
     set.Close();  // twice is harmless
   }
 
@@ -120,17 +85,17 @@ TEST_SUITE("listeners") {
   TEST_CASE("a stale socket file is replaced; a live one and a non-socket are refused") {
     TempDir dir;
     std::string stale = dir.File("stale.sock");
-    { RawUnixSocket crashed(stale, true); }  // closed without removing the file
-    REQUIRE(IsSocket(stale));
+    { BoundUnixSocket crashed(stale, true); }  // closed without removing the file
+    REQUIRE(IsSocketFile(stale));
     ListenerSet replaced = MustOpen({Unix(stale)});
-    CHECK(Connects(stale));
+    CHECK(UnixSocketConnects(stale));
 
     std::string live = dir.File("live.sock");
-    RawUnixSocket other(live, true);
+    BoundUnixSocket other(live, true);
     std::string refused = OpenRefusal({Unix(live)});
     CHECK(Contains(refused, "unix:" + live));
     CHECK(Contains(refused, "a process is listening on it"));
-    CHECK(Connects(live));  // left alone
+    CHECK(UnixSocketConnects(live));  // left alone
 
     std::string file = dir.File("notes.txt");
     WriteWholeFile(file, "keep me");
@@ -144,9 +109,9 @@ TEST_SUITE("listeners") {
   TEST_CASE("a socket bound but not listening counts as stale") {
     TempDir dir;
     std::string path = dir.File("half.sock");
-    RawUnixSocket half(path, false);
+    BoundUnixSocket half(path, false);
     ListenerSet set = MustOpen({Unix(path)});
-    CHECK(Connects(path));
+    CHECK(UnixSocketConnects(path));
   }
 
   TEST_CASE("the file is removed only while it is still the one this process made") {
@@ -173,7 +138,7 @@ TEST_SUITE("listeners") {
     options.socket_group = "no-such-group-for-otp-sidecar";
     CHECK(Contains(OpenRefusal({Unix(dir.File("h.sock"))}, options),
                    "no-such-group-for-otp-sidecar"));
-    CHECK_FALSE(IsSocket(dir.File("h.sock")));
+    CHECK_FALSE(IsSocketFile(dir.File("h.sock")));
 
     Result<gid_t> numeric = ResolveGroup(std::to_string(::getegid()));
     REQUIRE(numeric.ok());
@@ -192,7 +157,7 @@ TEST_SUITE("listeners") {
     // The port is taken: a second set fails, and removes the socket file it had made.
     std::string in_use = OpenRefusal({Unix(dir.File("b.sock")), Tcp(port)});
     CHECK(Contains(in_use, "the address is already in use"));
-    CHECK_FALSE(IsSocket(dir.File("b.sock")));
+    CHECK_FALSE(IsSocketFile(dir.File("b.sock")));
   }
 
   TEST_CASE("a missing folder is reported; check-config's path check agrees") {
