@@ -220,7 +220,11 @@ Result<Listener> OpenUnix(const ListenAddress& address, const std::optional<gid_
   ::umask(previous);
   if (rc != 0) {
     CloseListener(listener);
-    return ListenError(address.ToString(), error == EADDRINUSE ? kInUse : ErrnoText(error));
+    std::string why = error == EADDRINUSE ? kInUse
+                      : error == ENOENT
+                          ? "folder " + FolderOf(address.unix_path) + " does not exist"
+                          : ErrnoText(error);
+    return ListenError(address.ToString(), why);
   }
 
   struct stat st {};
@@ -284,18 +288,35 @@ Result<ListenerSet> ListenerSet::Open(const std::vector<ListenAddress>& addresse
                                       const ListenOptions& options) {
   ListenerSet set;  // closes and removes what it holds when an error returns early
 
+  Status passed = set.AddPassedIn(options);
+  if (!passed.ok()) return passed.error();
+
+  Status bound = set.BindConfigured(addresses, options);
+  if (!bound.ok()) return bound.error();
+
+  if (set.listeners_.empty()) return MakeError("listen_failed", "there is nothing to listen on");
+  return set;
+}
+
+Status ListenerSet::AddPassedIn(const ListenOptions& options) {
   // sd_listen_fds(1) also unsets LISTEN_FDS and LISTEN_PID, so nothing started from here
   // mistakes the sockets for its own.
   int passed = ::sd_listen_fds(1);
   if (passed < 0) return MakeError("listen_failed", "socket activation: " + ErrnoText(-passed));
+
+  // Every passed-in socket is held first, so that all are closed if one is refused.
   for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + passed; ++fd)
-    set.listeners_.push_back(Listener{fd, {}, true});
-  for (Listener& listener : set.listeners_) {
+    listeners_.push_back(Listener{fd, {}, true});
+  for (Listener& listener : listeners_) {
     Result<Listener> adopted = AdoptPassedIn(listener.fd, options);
     if (!adopted.ok()) return adopted.error();
     listener = *adopted;
   }
+  return OkStatus();
+}
 
+Status ListenerSet::BindConfigured(const std::vector<ListenAddress>& addresses,
+                                   const ListenOptions& options) {
   std::optional<gid_t> group;
   if (!options.socket_group.empty()) {
     Result<gid_t> resolved = ResolveGroup(options.socket_group);
@@ -303,19 +324,18 @@ Result<ListenerSet> ListenerSet::Open(const std::vector<ListenAddress>& addresse
     group = *resolved;
   }
 
-  std::size_t passed_in = set.listeners_.size();
+  std::vector<ListenAddress> passed_in;
+  for (const Listener& listener : listeners_)
+    passed_in.push_back(listener.address);
   for (const ListenAddress& address : addresses) {
-    auto first = set.listeners_.begin();
-    auto last = first + static_cast<std::ptrdiff_t>(passed_in);
-    if (std::any_of(first, last,
-                    [&](const Listener& l) { return SameAddress(address, l.address); }))
-      continue;
+    auto same = [&](const ListenAddress& other) { return SameAddress(address, other); };
+    if (std::any_of(passed_in.begin(), passed_in.end(), same)) continue;
+
     Result<Listener> opened = address.is_unix() ? OpenUnix(address, group) : OpenTcp(address);
     if (!opened.ok()) return opened.error();
-    set.listeners_.push_back(*opened);
+    listeners_.push_back(*opened);
   }
-  if (set.listeners_.empty()) return MakeError("listen_failed", "there is nothing to listen on");
-  return set;
+  return OkStatus();
 }
 
 int ListenerSet::TakeFd(std::size_t index) {

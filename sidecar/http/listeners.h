@@ -68,6 +68,11 @@ class ListenerSet {
   void Close();
 
  private:
+  // The sockets systemd passed in, checked (see Open).
+  Status AddPassedIn(const ListenOptions& options);
+  // Binds each of `addresses` not already among the passed-in sockets.
+  Status BindConfigured(const std::vector<ListenAddress>& addresses, const ListenOptions& options);
+
   std::vector<Listener> listeners_;
 };
 

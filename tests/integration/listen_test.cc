@@ -200,6 +200,14 @@ TEST_CASE("a listen path that is not a socket is refused by serve and check-conf
     CHECK(checked.out.find("error: listen: cannot listen on " + address) != std::string::npos);
   }
   CHECK(ReadFileBytes(path) == "precious");
+
+  WriteFileBytes(dir.File("group.toml"), "socket_group = \"no-such-group-for-otp-sidecar\"\n");
+  ExitResult group = RunSidecarToExit(
+      {"check-config", "--config", dir.File("group.toml"), "--database", dir.File("otp.db")},
+      dir.path());
+  CHECK(group.exit_code == 2);
+  CHECK(group.out.find("socket_group: there is no group \"no-such-group-for-otp-sidecar\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("a non-loopback address needs allow_remote and caller auth; nothing is bound") {

@@ -163,7 +163,9 @@ TEST_SUITE("listeners") {
   TEST_CASE("a missing folder is reported; check-config's path check agrees") {
     TempDir dir;
     std::string path = dir.File("missing/otp.sock");
-    CHECK(Contains(OpenRefusal({Unix(path)}), "unix:" + path));
+    std::string refused = OpenRefusal({Unix(path)});
+    CHECK(Contains(refused, "unix:" + path));
+    CHECK(Contains(refused, "folder " + dir.File("missing") + " does not exist"));
 
     Status missing = CheckUnixSocketPath(path);
     REQUIRE_FALSE(missing.ok());
