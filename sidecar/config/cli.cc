@@ -149,8 +149,9 @@ std::string HelpText(const std::string& topic) {
     return "usage: otp-sidecar check-config [--config FILE] [serve options]\n"
            "\n"
            "Checks the configuration as serve would, without serving: every error with its\n"
-           "file, line and key; the key file's permissions; that provider secrets can be\n"
-           "read (never printing them). Warns when a template renders to more than one SMS\n"
+           "file, line and key; the key file's permissions; that provider secrets and\n"
+           "caller tokens can be read (never printing them); the socket group and the\n"
+           "Unix socket paths. Warns when a template renders to more than one SMS\n"
            "segment. Exits 0 when serve would start, 2 when it would refuse.\n";
   }
   if (topic == "migrate") {

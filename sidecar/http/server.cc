@@ -1,16 +1,12 @@
 #include "http/server.h"
 
 #include <httplib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -210,11 +206,11 @@ void HttpServer::Configure() {
 
   // A Unix socket's peer has no address worth logging.
   bool unix_socket = address_.is_unix();
-  auto RemoteOf = [unix_socket](const httplib::Request& req) {
+  auto remote_of = [unix_socket](const httplib::Request& req) {
     return unix_socket ? std::string("unix") : req.remote_addr;
   };
 
-  auto handler = [this, RemoteOf](const httplib::Request& req, httplib::Response& res) {
+  auto handler = [this, remote_of](const httplib::Request& req, httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     std::string request_id = RequestIdFor(req);
 
@@ -236,7 +232,7 @@ void HttpServer::Configure() {
          {"path", req.path.substr(0, 200)},
          {"status", std::to_string(res.status)},
          {"duration_ms", duration},
-         {"remote", RemoteOf(req)}});
+         {"remote", remote_of(req)}});
   };
   for (const char* pattern : {".*"}) {
     server.Get(pattern, handler);
@@ -250,7 +246,7 @@ void HttpServer::Configure() {
   // Answers the library produced itself (oversized body, unparsable request line) become
   // problems too, so every error a caller sees has the same shape.
   server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [RemoteOf](const httplib::Request& req, httplib::Response& res) {
+      [remote_of](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string code = ErrorCodeForStatus(res.status);
         HttpResponse problem =
@@ -265,7 +261,7 @@ void HttpServer::Configure() {
              {"path", req.path.substr(0, 200)},
              {"status", std::to_string(res.status)},
              {"code", code},
-             {"remote", RemoteOf(req)}});
+             {"remote", remote_of(req)}});
         return httplib::Server::HandlerResponse::Handled;
       }));
   server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
