@@ -154,6 +154,9 @@ Result<Listener> OpenTcp(const ListenAddress& address) {
 
 // A socket file nobody listens on was left by a process that died and is removed; one
 // that a process still listens on is not taken over. Connecting tells the two apart.
+// TODO(listen): two sidecars started at the same instant on one stale file can both remove
+// it and bind in turn, leaving the first without its file; a lock file beside the socket
+// would serialise them.
 Status ClaimUnixPath(const ListenAddress& address) {
   const std::string& path = address.unix_path;
   struct stat st {};
