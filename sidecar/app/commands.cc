@@ -5,8 +5,12 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -14,10 +18,13 @@
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "config/key_file.h"
 #include "config/secrets.h"
 #include "delivery/delivery_worker.h"
 #include "delivery/encoding.h"
+#include "http/auth.h"
+#include "http/listeners.h"
 #include "http/server.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
@@ -47,12 +54,6 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
-std::string FolderOf(const std::string& path) {
-  std::string::size_type slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // A file serve must create or write: it must be writable if it exists, else its folder.
 void CheckWritable(const Config& config, const std::string& key, const std::string& path,
                    std::vector<std::string>& problems) {
@@ -80,6 +81,24 @@ void CheckKeyFile(const Config& config, std::vector<std::string>& problems) {
   Result<MasterKey> loaded = LoadOrCreateKeyFile(key.path, false);
   if (loaded.ok()) sodium_memzero(loaded->data(), loaded->size());
   if (!loaded.ok()) problems.push_back(config.Problem("key_file", loaded.error().message));
+}
+
+// What would stop serve from listening or checking callers, found without binding: the
+// socket group, the Unix sockets' folders and paths, the caller token files.
+std::vector<std::string> ListenProblems(const Config& config) {
+  std::vector<std::string> problems;
+  if (!config.socket_group.empty()) {
+    Result<gid_t> group = ResolveGroup(config.socket_group);
+    if (!group.ok()) problems.push_back(group.error().message);
+  }
+  for (const ListenAddress& address : config.listen_addresses) {
+    if (!address.is_unix()) continue;
+    Status path = CheckUnixSocketPath(address.unix_path);
+    if (!path.ok()) problems.push_back("listen: " + path.error().message);
+  }
+  Result<CallerAuth> auth = MakeCallerAuth(config.auth);
+  if (!auth.ok()) problems.push_back(auth.error().message);
+  return problems;
 }
 
 // Each template rendered with the longest code, measured as the SMS network will count it.
@@ -194,6 +213,9 @@ std::vector<std::string> StartupProblems(const Config& config) {
   if (!providers.ok()) {
     problems.push_back(config.Problem(providers.error().field, providers.error().message));
   }
+
+  for (const std::string& problem : ListenProblems(config))
+    problems.push_back(problem);
   return problems;
 }
 
@@ -257,7 +279,7 @@ class Housekeeper {
 // blocked in every other thread, so they are only ever taken here.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(HttpServer& server) : server_(server) {
+  explicit SignalWatcher(std::function<void()> stop) : stop_(std::move(stop)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~SignalWatcher() {
@@ -292,12 +314,12 @@ class SignalWatcher {
       }
       Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
       NotifyStopping();
-      server_.Stop();
+      stop_();
       return;
     }
   }
 
-  HttpServer& server_;
+  std::function<void()> stop_;
   std::thread thread_;
 };
 
@@ -330,6 +352,60 @@ DeliverySettings MakeDeliverySettings(const Config& config) {
   return settings;
 }
 
+// One server per listening socket, all sharing the Api; each serves on its own thread.
+// When one fails to accept, all stop, so the service manager sees the process end.
+class Servers {
+ public:
+  Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth,
+          const ServerSettings& settings) {
+    for (std::size_t i = 0; i < listeners.listeners().size(); ++i) {
+      Listener listener = listeners.listeners()[i];
+      listener.fd = listeners.TakeFd(i);
+      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listener));
+    }
+  }
+
+  void StopAll() {
+    for (auto& server : servers_)
+      server->Stop();
+  }
+
+  // Serves until StopAll(); false when a server stopped because accepting failed.
+  bool ServeAll() {
+    std::atomic<bool> all_ok{true};
+    auto serve = [this, &all_ok](HttpServer& server) {
+      if (!server.Serve()) {
+        int error = errno;
+        all_ok = false;
+        Log(LogLevel::kError, "http", "accepting connections failed; stopping",
+            {{"address", server.address().ToString()}, {"error", std::strerror(error)}});
+        StopAll();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < servers_.size(); ++i)
+      threads.emplace_back([&serve, this, i] { serve(*servers_[i]); });
+    serve(*servers_.front());
+    for (std::thread& thread : threads)
+      thread.join();
+    return all_ok;
+  }
+
+ private:
+  std::vector<std::unique_ptr<HttpServer>> servers_;
+};
+
+// Serving other hosts means tokens and codes cross a network in clear HTTP.
+void WarnAboutRemote(const ListenerSet& listeners) {
+  for (const Listener& listener : listeners.listeners()) {
+    const ListenAddress& address = listener.address;
+    if (address.is_unix() || IsLoopbackHost(address.host)) continue;
+    Log(LogLevel::kWarn, "main",
+        "serving a non-loopback address over plain HTTP; put TLS in front of it",
+        {{"address", address.ToString()}});
+  }
+}
+
 }  // namespace
 
 int RunServe(const Config& config) {
@@ -348,6 +424,9 @@ int RunServe(const Config& config) {
     Log(LogLevel::kError, "main", "cannot start", {{"code", "invalid_config"}});
     return 2;
   }
+
+  Result<CallerAuth> auth = MakeCallerAuth(config.auth);
+  if (!auth.ok()) return Fail("cannot read the caller tokens", auth.error());
 
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
   Result<MasterKey> master = LoadOrCreateKeyFile(key_file.path, !key_file.credential);
@@ -375,31 +454,42 @@ int RunServe(const Config& config) {
                               [&worker] { worker.Wake(); });
   auto readiness = [&store, &worker] { return CheckReadiness(**store, worker); };
   Api api(challenges, phones, clock, readiness);
-  HttpServer server(
-      api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
-                          config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
 
-  Result<int> port = server.Bind();
-  if (!port.ok()) return Fail("cannot listen", port.error());
+  Result<ListenerSet> listeners = ListenerSet::Open(
+      config.listen_addresses,
+      ListenOptions{config.socket_group, config.allow_remote, config.auth.enabled()});
+  if (!listeners.ok()) return Fail("cannot listen", listeners.error());
+  WarnAboutRemote(*listeners);
+  std::string addresses = listeners->Describe();
+  std::size_t activated = 0;
+  for (const Listener& listener : listeners->listeners())
+    activated += listener.activated ? 1 : 0;
+  Servers servers(
+      *listeners, api, *auth,
+      ServerSettings{config.http_min_threads, config.http_max_threads,
+                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
 
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());
 
+  bool served = true;
   {
     Housekeeper housekeeper(challenges);
-    SignalWatcher signals(server);
-    ListenAddress bound{config.listen_address.host, *port};
+    SignalWatcher signals([&servers] { servers.StopAll(); });
     Log(LogLevel::kInfo, "main", "listening",
-        {{"address", bound.ToString()},
+        {{"address", addresses},
+         {"activated", activated > 0 ? std::to_string(activated) : ""},
+         {"auth", config.auth.enabled() ? "bearer" : "off"},
          {"database", config.database},
          {"key", key_file.credential ? "credential" : "file"},
          {"schema_version", std::to_string((*store)->schema_version())},
          {"providers", JoinNames(config.sms_providers)},
          {"version", OTP_SIDECAR_VERSION}});
-    NotifyReady("serving on " + bound.ToString());
+    NotifyReady("serving on " + addresses);
     std::unique_ptr<Watchdog> watchdog = Watchdog::ForSystemd(readiness);
-    server.Serve();
+    served = servers.ServeAll();
   }
+  listeners->Close();  // removes the Unix socket files this process made
 
   worker.Stop();
   Status checkpointed = (*store)->Checkpoint();
@@ -407,10 +497,11 @@ int RunServe(const Config& config) {
     Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
   }
   Log(LogLevel::kInfo, "main", "stopped");
-  return 0;
+  return served ? 0 : 1;
 }
 
 int RunCheckConfig(const Config& config) {
+  if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
   if (key_file.credential) {
     std::printf("note: key_file is the credential %s\n", key_file.path.c_str());

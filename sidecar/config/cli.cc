@@ -6,11 +6,19 @@ namespace sidecar {
 namespace {
 
 using Setter = std::string ConfigOverrides::*;
+using ListSetter = std::vector<std::string> ConfigOverrides::*;
+
+// Flags that may be repeated, each occurrence adding one value.
+const std::map<std::string, ListSetter>& RepeatedServeFlags() {
+  static const std::map<std::string, ListSetter> kFlags = {
+      {"--listen", &ConfigOverrides::listen},
+  };
+  return kFlags;
+}
 
 const std::map<std::string, Setter>& ServeFlags() {
   static const std::map<std::string, Setter> kFlags = {
       {"--config", &ConfigOverrides::config_file},
-      {"--listen", &ConfigOverrides::listen},
       {"--database", &ConfigOverrides::database},
       {"--key-file", &ConfigOverrides::key_file},
       {"--sms-provider", &ConfigOverrides::sms_provider},
@@ -33,7 +41,8 @@ Error Usage(const std::string& what) {
 }
 
 Status ParseFlags(const std::vector<std::string>& args, std::size_t first,
-                  const std::map<std::string, Setter>& flags, CommandLine& out) {
+                  const std::map<std::string, Setter>& flags,
+                  const std::map<std::string, ListSetter>& repeated, CommandLine& out) {
   for (std::size_t i = first; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -54,13 +63,20 @@ Status ParseFlags(const std::vector<std::string>& args, std::size_t first,
     }
 
     auto flag = flags.find(name);
-    if (flag == flags.end()) return Usage("unknown argument \"" + arg + "\"");
+    auto list = repeated.find(name);
+    if (flag == flags.end() && list == repeated.end()) {
+      return Usage("unknown argument \"" + arg + "\"");
+    }
     if (!has_value) {
       if (i + 1 >= args.size()) return Usage(name + " needs a value");
       value = args[++i];
     }
     if (value.empty()) return Usage(name + " needs a non-empty value");
-    out.overrides.*(flag->second) = value;
+    if (list != repeated.end()) {
+      (out.overrides.*(list->second)).push_back(value);
+    } else {
+      out.overrides.*(flag->second) = value;
+    }
   }
   return OkStatus();
 }
@@ -90,10 +106,10 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   Status parsed = OkStatus();
   if (command == "serve" || command == "check-config") {
     out.command = command == "serve" ? Command::kServe : Command::kCheckConfig;
-    parsed = ParseFlags(args, 1, ServeFlags(), out);
+    parsed = ParseFlags(args, 1, ServeFlags(), RepeatedServeFlags(), out);
   } else if (command == "migrate") {
     out.command = Command::kMigrate;
-    parsed = ParseFlags(args, 1, MigrateFlags(), out);
+    parsed = ParseFlags(args, 1, MigrateFlags(), {}, out);
     if (parsed.ok() && out.command == Command::kMigrate && out.overrides.database.empty() &&
         out.overrides.config_file.empty()) {
       return Usage("migrate needs --database PATH or --config FILE");
@@ -120,7 +136,8 @@ std::string HelpText(const std::string& topic) {
            "\n"
            "options (each overrides the configuration file):\n"
            "  --config FILE          TOML configuration file\n"
-           "  --listen HOST:PORT     loopback address to serve on (default 127.0.0.1:8470)\n"
+           "  --listen ADDRESS       HOST:PORT or unix:PATH to serve on; repeat for several\n"
+           "                         (default 127.0.0.1:8470)\n"
            "  --database PATH        SQLite database (default ./otp-sidecar.db)\n"
            "  --key-file PATH        master key (default: otp-sidecar.key beside the database)\n"
            "  --sms-provider NAME    console, file, twilio or webhook (default console)\n"
@@ -137,8 +154,9 @@ std::string HelpText(const std::string& topic) {
     return "usage: otp-sidecar check-config [--config FILE] [serve options]\n"
            "\n"
            "Checks the configuration as serve would, without serving: every error with its\n"
-           "file, line and key; the key file's permissions; that provider secrets can be\n"
-           "read (never printing them). Warns when a template renders to more than one SMS\n"
+           "file, line and key; the key file's permissions; that provider secrets and\n"
+           "caller tokens can be read (never printing them); the socket group and the\n"
+           "Unix socket paths. Warns when a template renders to more than one SMS\n"
            "segment. Exits 0 when serve would start, 2 when it would refuse; serve refuses\n"
            "with the same lines. OTP_SIDECAR_* variables are checked too.\n";
   }

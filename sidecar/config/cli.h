@@ -2,7 +2,7 @@
 
 // Command-line parsing. Flags take "--name value" or "--name=value".
 //
-//   otp-sidecar serve [--config FILE] [--listen HOST:PORT] [--database PATH]
+//   otp-sidecar serve [--config FILE] [--listen ADDRESS]... [--database PATH]
 //                     [--key-file PATH] [--sms-provider console|file] [--sms-file PATH]
 //                     [--log-level LEVEL]
 //   otp-sidecar check-config [--config FILE] [serve flags...]

@@ -31,6 +31,8 @@ using config_internal::TableReader;
 constexpr std::int64_t kMinTtlMs = 1000;
 constexpr std::int64_t kMaxTtlMs = 24LL * 60 * 60 * 1000;
 constexpr std::size_t kMaxAppNameLength = 64;
+// sockaddr_un holds 108 bytes, the last for the terminating NUL.
+constexpr std::size_t kMaxUnixPathLength = 107;
 
 void ReadPhone(const toml::table& table, Config& config, Problems& problems) {
   TableReader phone(table, "phone", problems);
@@ -65,7 +67,9 @@ void ReadLimits(const toml::table& table, Config& config, Problems& problems) {
 
 void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   TableReader top(root, "", problems);
-  top.String("listen", &config.listen);
+  top.StringOrArray("listen", &config.listen);
+  top.Boolean("allow_remote", &config.allow_remote);
+  top.String("socket_group", &config.socket_group);
   top.String("database", &config.database);
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
@@ -86,6 +90,12 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   if (const toml::table* sms = top.Table("sms")) ReadSmsTable(*sms, config, problems);
   if (const toml::table* phone = top.Table("phone")) ReadPhone(*phone, config, problems);
   if (const toml::table* limits = top.Table("limits")) ReadLimits(*limits, config, problems);
+
+  if (const toml::table* auth = top.Table("auth")) {
+    TableReader reader(*auth, "auth", problems);
+    reader.StringArray("token_files", &config.auth.token_files);
+    reader.Boolean("metrics_require_token", &config.auth.metrics_require_token);
+  }
 
   if (const toml::table* http = top.Table("http")) {
     TableReader reader(*http, "http", problems);
@@ -155,19 +165,46 @@ void CheckPhone(Config& config, Problems& problems) {
   }
 }
 
+// Every entry parsed, none twice, and a non-loopback TCP address only when the operator
+// has said so and callers must authenticate.
+void CheckListen(Config& config, Problems& problems) {
+  if (config.listen.empty()) problems.AddFor("listen", "must name at least one address");
+
+  std::vector<ListenAddress> addresses;
+  std::set<std::string> seen;
+  for (const std::string& text : config.listen) {
+    Result<ListenAddress> address = ParseListenAddress(text);
+    if (!address.ok()) {
+      problems.AddFor("listen", address.error().message);
+      continue;
+    }
+    if (!seen.insert(address->ToString()).second) {
+      problems.AddFor("listen", "\"" + text + "\" is listed twice");
+    }
+    bool remote = !address->is_unix() && !IsLoopbackHost(address->host);
+    if (remote && !(config.allow_remote && config.auth.enabled())) {
+      problems.AddFor("listen", text +
+                                    " is not a loopback address; serving other hosts needs "
+                                    "allow_remote = true and [auth] token_files");
+    }
+    addresses.push_back(*address);
+  }
+  config.listen_addresses = addresses;
+}
+
+void CheckAuth(const Config& config, Problems& problems) {
+  for (const std::string& file : config.auth.token_files) {
+    if (file.empty()) problems.AddFor("auth.token_files", "must not hold an empty file name");
+  }
+  if (config.socket_group.find('\0') != std::string::npos) {
+    problems.AddFor("socket_group", "must be a group name or number");
+  }
+}
+
 // Cross-field and value checks that apply whatever the values came from.
 void CheckValues(Config& config, Problems& problems) {
-  Result<ListenAddress> listen = ParseListenAddress(config.listen);
-  if (!listen.ok()) {
-    problems.AddFor("listen", listen.error().message);
-  } else if (!IsLoopbackHost(listen->host)) {
-    problems.AddFor("listen",
-                    config.listen +
-                        " is not a loopback address; otp-sidecar serves only its own host "
-                        "(127.0.0.1, ::1 or localhost)");
-  } else {
-    config.listen_address = *listen;
-  }
+  CheckListen(config, problems);
+  CheckAuth(config, problems);
 
   if (config.database.empty()) problems.AddFor("database", "must not be empty");
   if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
@@ -188,7 +225,10 @@ void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& prob
     set(value);
     problems.FromFlag(key, flag);
   };
-  apply(flags.listen, "listen", "--listen", [&](const std::string& v) { config.listen = v; });
+  if (!flags.listen.empty()) {
+    config.listen = flags.listen;
+    problems.FromFlag("listen", "--listen");
+  }
   apply(flags.database, "database", "--database",
         [&](const std::string& v) { config.database = v; });
   apply(flags.key_file, "key_file", "--key-file",
@@ -255,6 +295,7 @@ std::string Config::Problem(const std::string& key, const std::string& what) con
 }
 
 std::string ListenAddress::ToString() const {
+  if (is_unix()) return "unix:" + unix_path;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
 }
@@ -263,6 +304,15 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
   auto invalid = [&](const std::string& why) {
     return MakeError("invalid_listen", "\"" + text + "\" " + why);
   };
+
+  static const std::string kUnix = "unix:";
+  if (text.compare(0, kUnix.size(), kUnix) == 0) {
+    std::string path = text.substr(kUnix.size());
+    if (path.empty()) return invalid("names no socket path");
+    if (path.find('\0') != std::string::npos) return invalid("has a NUL byte in its path");
+    if (path.size() > kMaxUnixPathLength) return invalid("has a path longer than 107 bytes");
+    return ListenAddress{"", 0, path};
+  }
 
   std::string::size_type colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) return invalid("is not HOST:PORT");
@@ -286,7 +336,7 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
   bool literal = inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
                  inet_pton(AF_INET6, host.c_str(), buffer) == 1;
   if (!literal && host != "localhost") return invalid("needs an IP address or localhost");
-  return ListenAddress{host, port};
+  return ListenAddress{host, port, ""};
 }
 
 bool IsLoopbackHost(const std::string& host) {

@@ -17,11 +17,25 @@
 
 namespace sidecar {
 
+// One address to serve on: "HOST:PORT" on TCP, or "unix:/path" for a Unix socket.
 struct ListenAddress {
-  std::string host;  // an IP literal or "localhost"; IPv6 without brackets
-  int port = 0;      // 0 asks the kernel for a free port
+  std::string host;       // TCP: an IP literal or "localhost"; IPv6 without brackets
+  int port = 0;           // TCP: 0 asks the kernel for a free port
+  std::string unix_path;  // not empty for a Unix socket (then host and port are unused)
 
+  bool is_unix() const { return !unix_path.empty(); }
+  // "127.0.0.1:8470", "[::1]:8470" or "unix:/run/otp-sidecar/otp-sidecar.sock".
   std::string ToString() const;
+};
+
+// [auth]: callers must send "Authorization: Bearer TOKEN" with one of the tokens read from
+// these files (several files: several accepted tokens, for rotation). The tokens are read
+// when serving starts, never kept in the configuration.
+struct AuthConfig {
+  std::vector<std::string> token_files;
+  bool metrics_require_token = true;
+
+  bool enabled() const { return !token_files.empty(); }
 };
 
 // [sms.twilio]. The auth token is named here (a file or an environment variable) and read
@@ -47,8 +61,11 @@ struct WebhookConfig {
 };
 
 struct Config {
-  std::string listen = "127.0.0.1:8470";
-  ListenAddress listen_address{"127.0.0.1", 8470};  // parsed form of `listen`
+  std::vector<std::string> listen = {"127.0.0.1:8470"};
+  std::vector<ListenAddress> listen_addresses = {{"127.0.0.1", 8470, ""}};  // parsed `listen`
+  bool allow_remote = false;  // non-loopback TCP addresses, only with [auth] on
+  std::string socket_group;   // group of the Unix sockets; empty: the one they are made with
+  AuthConfig auth;
   std::string database = "otp-sidecar.db";
   std::string key_file;  // empty until Finalize(): then beside the database
   std::string app_name = "Example";
@@ -97,7 +114,7 @@ struct Config {
 // Command-line values that override the file. Empty means "not given".
 struct ConfigOverrides {
   std::string config_file;
-  std::string listen;
+  std::vector<std::string> listen;  // --listen may be repeated; replaces the file's list
   std::string database;
   std::string key_file;
   std::string sms_provider;
@@ -133,7 +150,8 @@ Result<Config> LoadConfig(const ConfigOverrides& overrides, const Environment& e
 Result<Config> ParseConfigText(const std::string& text, const std::string& origin,
                                const Environment& environment = {});
 
-// Checks a parsed host:port. Accepts "127.0.0.1:8470", "localhost:8470", "[::1]:8470".
+// Checks one `listen` entry. Accepts "127.0.0.1:8470", "localhost:8470", "[::1]:8470" and
+// "unix:PATH" (PATH at most 107 bytes, the limit of a socket address).
 Result<ListenAddress> ParseListenAddress(const std::string& text);
 
 // True for 127.0.0.0/8, ::1 and "localhost".

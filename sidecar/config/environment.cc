@@ -50,7 +50,9 @@ bool IsQuoted(const std::string& value) {
 // after the variable, so that later problems with it name the variable.
 std::optional<toml::table> ParseValue(const std::string& variable, const std::string& value,
                                       KeyKind kind, Problems& problems) {
-  std::string text = kind == KeyKind::kText && !IsQuoted(value) ? Quoted(value) : value;
+  bool bare_text = kind == KeyKind::kText ||
+                   (kind == KeyKind::kTextOrArray && (value.empty() || value.front() != '['));
+  std::string text = bare_text && !IsQuoted(value) ? Quoted(value) : value;
   try {
     toml::table parsed = toml::parse("value = " + text, variable);
     if (parsed.size() != 1) {

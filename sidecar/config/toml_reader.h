@@ -21,7 +21,9 @@ namespace sidecar::config_internal {
 // How a key's value is written, for overrides from the environment: kText values (strings
 // and durations) may be given bare; kValue values are TOML (numbers, booleans, arrays);
 // kMap is a table of free-form keys, given as an inline table; kTable is a section.
-enum class KeyKind { kText, kValue, kMap, kTable };
+// How an environment variable's value is read for a key: kText as a bare string, kTextOrArray
+// as a bare string unless it starts with "[", the others as TOML.
+enum class KeyKind { kText, kTextOrArray, kValue, kMap, kTable };
 
 // Collects every problem so an operator fixes a file in one pass, not one error per start.
 class Problems {
@@ -232,6 +234,23 @@ class TableReader {
       values.push_back(element.as_string()->get());
     }
     *out = values;
+  }
+
+  // Reads a single string as a list of one.
+  void StringOrArray(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* node = table_.get(key);
+    if (node != nullptr && node->is_string()) {
+      Find(key, KeyKind::kTextOrArray);
+      *out = {node->as_string()->get()};
+      return;
+    }
+    if (node != nullptr && !node->is_array()) {
+      Find(key, KeyKind::kTextOrArray);
+      problems_.Add(node->source(), Join(prefix_, key), "must be a string or an array of strings");
+      return;
+    }
+    StringArray(key, out);
+    problems_.Known(Join(prefix_, key), KeyKind::kTextOrArray);
   }
 
   // Returns the sub-table `key`, or nullptr (reporting a problem if it is not a table).

@@ -23,6 +23,7 @@ constexpr ProblemKind kProblems[] = {
     {"duplicate_field", 400, "The body gives a field more than once"},
     {"invalid_phone", 400, "The phone number is not valid"},
     {"bad_request", 400, "The request is malformed"},
+    {"unauthorized", 401, "A valid bearer token is required"},
     {"not_found", 404, "No such endpoint"},
     {"challenge_not_found", 404, "No such challenge"},
     {"no_challenge", 404, "The user has no challenge"},

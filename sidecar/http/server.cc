@@ -1,14 +1,12 @@
 #include "http/server.h"
 
 #include <httplib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -84,6 +82,51 @@ class ElasticThreadPool final : public httplib::TaskQueue {
   bool stopping_ = false;
 };
 
+// How often the accept loop of a socket systemd passed in looks whether it should stop.
+constexpr long kSharedSocketPollMicros = 100'000;
+
+// cpp-httplib 0.11.4 can only accept on a socket it bound itself; this hands it one made
+// elsewhere (bound by listeners.cc, or passed in by systemd) through its protected member.
+class AdoptingServer final : public httplib::Server {
+ public:
+  AdoptingServer(int fd, bool shared) : shared_(shared) {
+    svr_sock_ = fd;
+    if (shared_) set_idle_interval(0, kSharedSocketPollMicros);
+  }
+
+  // A socket never served is still ours to close.
+  ~AdoptingServer() override {
+    int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) ::close(fd);
+    AfterServe();
+  }
+
+  // The library's stop() shuts the socket down to wake accept(). A socket systemd passed in
+  // is shared with systemd: shutting it down would end it for systemd and for the next
+  // start too. Such a socket is only let go of; its accept loop polls and sees it gone.
+  void StopAccepting() {
+    if (!shared_) {
+      stop();
+      return;
+    }
+    int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) released_ = fd;
+  }
+
+  // Once the accept loop has returned, the library has closed its socket (in stop(), or on
+  // an accept error without forgetting it): it must not be closed again. A let-go shared
+  // socket is closed now that nothing polls it.
+  void AfterServe() {
+    svr_sock_ = INVALID_SOCKET;
+    int fd = released_.exchange(-1);
+    if (fd >= 0) ::close(fd);
+  }
+
+ private:
+  const bool shared_;
+  std::atomic<int> released_{-1};
+};
+
 std::string NewRequestId() {
   SodiumRandom random;
   unsigned char bytes[8];
@@ -133,8 +176,13 @@ std::string ErrorCodeForStatus(int status) {
 
 }  // namespace
 
-HttpServer::HttpServer(Api& api, ServerSettings settings)
-    : api_(api), settings_(std::move(settings)), server_(std::make_unique<httplib::Server>()) {
+HttpServer::HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings,
+                       const Listener& listener)
+    : api_(api),
+      auth_(auth),
+      settings_(std::move(settings)),
+      address_(listener.address),
+      server_(std::make_unique<AdoptingServer>(listener.fd, listener.activated)) {
   Configure();
 }
 
@@ -148,12 +196,6 @@ void HttpServer::Configure() {
     return new ElasticThreadPool(min_threads, max_threads);
   };
 
-  server.set_tcp_nodelay(true);
-  server.set_socket_options([this](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_socket_ = sock;  // only the listening socket comes here, before bind
-  });
   server.set_payload_max_length(kMaxBodyBytes);
   server.set_keep_alive_max_count(10'000);
   server.set_keep_alive_timeout(
@@ -162,12 +204,21 @@ void HttpServer::Configure() {
   server.set_read_timeout(timeout);
   server.set_write_timeout(timeout);
 
-  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+  // A Unix socket's peer has no address worth logging.
+  bool unix_socket = address_.is_unix();
+  auto remote_of = [unix_socket](const httplib::Request& req) {
+    return unix_socket ? std::string("unix") : req.remote_addr;
+  };
+
+  auto handler = [this, remote_of](const httplib::Request& req, httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     std::string request_id = RequestIdFor(req);
 
+    // The caller is checked before the Api parses anything of the request.
+    std::optional<HttpResponse> refused =
+        auth_.Check(req.path, req.get_header_value("Authorization"));
     HttpRequest request{req.method, req.path, req.get_header_value("Content-Type"), req.body};
-    Apply(api_.Handle(request), res);
+    Apply(refused ? *refused : api_.Handle(request), res);
     res.set_header("X-Request-Id", request_id);
 
     double ms =
@@ -181,7 +232,7 @@ void HttpServer::Configure() {
          {"path", req.path.substr(0, 200)},
          {"status", std::to_string(res.status)},
          {"duration_ms", duration},
-         {"remote", req.remote_addr}});
+         {"remote", remote_of(req)}});
   };
   for (const char* pattern : {".*"}) {
     server.Get(pattern, handler);
@@ -194,24 +245,25 @@ void HttpServer::Configure() {
 
   // Answers the library produced itself (oversized body, unparsable request line) become
   // problems too, so every error a caller sees has the same shape.
-  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                   httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string code = ErrorCodeForStatus(res.status);
-    HttpResponse problem = ProblemResponse(MakeError(code, "the request was refused"), req.path);
-    res.status = problem.status == 500 && res.status < 500 ? res.status : problem.status;
-    res.set_content(problem.body, problem.content_type.c_str());
-    std::string request_id = RequestIdFor(req);
-    res.set_header("X-Request-Id", request_id);
-    Log(LogLevel::kInfo, "http", "request refused",
-        {{"request_id", request_id},
-         {"method", req.method},
-         {"path", req.path.substr(0, 200)},
-         {"status", std::to_string(res.status)},
-         {"code", code},
-         {"remote", req.remote_addr}});
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [remote_of](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string code = ErrorCodeForStatus(res.status);
+        HttpResponse problem =
+            ProblemResponse(MakeError(code, "the request was refused"), req.path);
+        res.status = problem.status == 500 && res.status < 500 ? res.status : problem.status;
+        res.set_content(problem.body, problem.content_type.c_str());
+        std::string request_id = RequestIdFor(req);
+        res.set_header("X-Request-Id", request_id);
+        Log(LogLevel::kInfo, "http", "request refused",
+            {{"request_id", request_id},
+             {"method", req.method},
+             {"path", req.path.substr(0, 200)},
+             {"status", std::to_string(res.status)},
+             {"code", code},
+             {"remote", remote_of(req)}});
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                   std::exception_ptr) {
     HttpResponse problem = ProblemResponse(MakeError("internal_error", "internal error"), req.path);
@@ -220,38 +272,36 @@ void HttpServer::Configure() {
   });
 }
 
-Result<int> HttpServer::Bind() {
-  const ListenAddress& address = settings_.listen;
-  errno = 0;
-  int port = address.port;
-  bool bound = false;
-  if (port == 0) {
-    port = server_->bind_to_any_port(address.host);
-    bound = port > 0;
-  } else {
-    bound = server_->bind_to_port(address.host, port);
+bool HttpServer::Serve() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_requested_) return true;
+    serving_ = true;
   }
-  if (!bound) {
-    int saved = errno;
-    std::string why = saved == EADDRINUSE ? "the address is already in use (is another "
-                                            "otp-sidecar running?)"
-                      : saved != 0        ? std::strerror(saved)
-                                          : "it cannot be bound";
-    return MakeError("listen_failed", "cannot listen on " + address.ToString() + ": " + why);
-  }
-  // Debian's cpp-httplib listens with a backlog of 5: a burst of new connections overflows
-  // it and each dropped SYN is retried only after a second or more. Listening again on the
-  // bound socket raises the backlog (capped by net.core.somaxconn).
-  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
-  return port;
-}
+  bool served = server_->listen_after_bind();
+  static_cast<AdoptingServer&>(*server_).AfterServe();
 
-void HttpServer::Serve() {
-  server_->listen_after_bind();
+  std::lock_guard<std::mutex> lock(mutex_);
+  serving_ = false;
+  return served || stop_requested_;
 }
 
 void HttpServer::Stop() {
-  server_->stop();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_requested_ = true;
+    if (!serving_) return;
+  }
+  // The library ignores stop() until its accept loop has marked itself running, which
+  // Serve() may not have reached yet.
+  while (!server_->is_running()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!serving_) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  static_cast<AdoptingServer&>(*server_).StopAccepting();
 }
 
 }  // namespace sidecar

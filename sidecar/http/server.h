@@ -1,19 +1,23 @@
 #pragma once
 
-// The HTTP server: cpp-httplib configured for a sidecar on loopback.
+// The HTTP server: cpp-httplib configured for a sidecar, serving one listening socket
+// (see listeners.h; one HttpServer per socket, all sharing the Api).
 //
-// Debian's cpp-httplib needs care: TCP_NODELAY is turned on (otherwise each answer waits
-// ~40 ms for Nagle), the default socket options are replaced with SO_REUSEADDR alone
-// (the defaults add SO_REUSEPORT, which would let a second sidecar share the port
-// silently), bodies are capped at 16 KiB, and the thread pool grows on demand because each
-// keep-alive connection holds a thread for as long as it stays open.
+// Debian's cpp-httplib needs care: the sockets are bound by listeners.cc (TCP_NODELAY on
+// TCP, SO_REUSEADDR without SO_REUSEPORT, a full backlog), bodies are capped at 16 KiB, and
+// the thread pool grows on demand because each keep-alive connection holds a thread for as
+// long as it stays open. Callers are authenticated (see auth.h) before the Api sees the
+// request.
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/result.h"
 #include "config/config.h"
 #include "http/api.h"
+#include "http/auth.h"
+#include "http/listeners.h"
 
 namespace httplib {
 class Server;
@@ -22,7 +26,6 @@ class Server;
 namespace sidecar {
 
 struct ServerSettings {
-  ListenAddress listen;
   int min_threads = 8;
   int max_threads = 512;
   std::int64_t keep_alive_timeout_ms = 5000;
@@ -31,26 +34,33 @@ struct ServerSettings {
 
 class HttpServer {
  public:
-  HttpServer(Api& api, ServerSettings settings);
+  // Serves `listener`, whose socket it owns from now on (see ListenerSet::TakeFd); `api`
+  // and `auth` must outlive the server. A socket passed in by systemd is never shut down,
+  // only closed, so that systemd keeps it for the next start.
+  HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, const Listener& listener);
   ~HttpServer();
 
-  // Binds the listening socket. Errors ("listen_failed") when the address is in use or
-  // cannot be bound; returns the bound port (useful with port 0).
-  Result<int> Bind();
+  // Serves until Stop() is called; returns false when accepting failed for another reason.
+  // Returns at once when Stop() came first.
+  bool Serve();
 
-  // Serves until Stop() is called. REQUIRES: Bind() succeeded.
-  void Serve();
+  const ListenAddress& address() const { return address_; }
 
-  // Stops accepting and makes Serve() return once in-flight requests finish. Thread-safe.
+  // Stops accepting and makes Serve() return once in-flight requests finish. Thread-safe;
+  // may come before, during or after Serve().
   void Stop();
 
  private:
   void Configure();
 
   Api& api_;
+  const CallerAuth& auth_;
   ServerSettings settings_;
+  ListenAddress address_;
   std::unique_ptr<httplib::Server> server_;
-  int listen_socket_ = -1;  // recorded by the socket-options hook; see Bind()
+  std::mutex mutex_;             // guards the two flags below
+  bool stop_requested_ = false;  // Stop() was called
+  bool serving_ = false;         // Serve() is in the library's accept loop (or about to be)
 };
 
 }  // namespace sidecar

@@ -3,7 +3,9 @@
 // Checks shared by the integration tests. Included only by tests/integration/*.cc.
 
 #include <doctest/doctest.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <regex>
@@ -48,6 +50,17 @@ inline SidecarOptions WithLimits(std::map<std::string, std::string> limits, std:
   SidecarOptions options = WithConfig(std::move(toml));
   options.limits = std::move(limits);
   return options;
+}
+
+// A client talking HTTP over the Unix socket at `path`, with the same short timeouts as
+// SidecarProcess::client().
+inline httplib::Client UnixClient(const std::string& path) {
+  httplib::Client c(path, 80);
+  c.set_address_family(AF_UNIX);
+  c.set_connection_timeout(std::chrono::seconds(2));
+  c.set_read_timeout(std::chrono::seconds(10));
+  c.set_write_timeout(std::chrono::seconds(10));
+  return c;
 }
 
 inline std::string ChallengePath(const std::string& id) {

@@ -74,17 +74,43 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra)
   return env;
 }
 
+constexpr const char kListenPid[] = "LISTEN_PID=";
+
+// Writes `value` in decimal and a NUL at `slot` without allocating (between fork and exec).
+void WriteDecimal(char* slot, long value) {
+  char digits[24];
+  int count = 0;
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  for (int i = 0; i < count; ++i)
+    slot[i] = digits[count - 1 - i];
+  slot[count] = '\0';
+}
+
 // Starts OTP_SIDECAR_BINARY with `args` and the test's environment plus `env` in `dir`,
-// stdin from /dev/null and stdout/stderr appended to the given files. Only
-// async-signal-safe calls happen between fork and exec.
+// stdin from /dev/null and stdout/stderr appended to the given files, and `passed_fd` (when
+// not -1) as a socket passed in by systemd. Only async-signal-safe calls happen between
+// fork and exec.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
             const std::string& out_path, const std::string& err_path,
-            const std::vector<std::string>& env = {}) {
+            const std::vector<std::string>& env = {}, int passed_fd = -1) {
   (void)kSigpipeIgnored;
   std::vector<std::string> arg_storage = {OTP_SIDECAR_BINARY};
   arg_storage.insert(arg_storage.end(), args.begin(), args.end());
   std::vector<char*> argv = NullTerminated(arg_storage);
-  std::vector<std::string> env_storage = ChildEnvironment(env);
+  std::vector<std::string> extra_env = env;
+  if (passed_fd >= 0) {
+    // LISTEN_PID must be the child's pid, known only after fork: room for it is made here.
+    extra_env.push_back("LISTEN_FDS=1");
+    extra_env.push_back(kListenPid + std::string(20, '0'));
+  }
+  std::vector<std::string> env_storage = ChildEnvironment(extra_env);
+  char* pid_slot = nullptr;
+  for (std::string& entry : env_storage) {
+    if (passed_fd >= 0 && entry.rfind(kListenPid, 0) == 0) pid_slot = &entry[sizeof kListenPid - 1];
+  }
   std::vector<char*> envp = NullTerminated(env_storage);
 
   int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -107,7 +133,14 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
     ::sigaction(SIGPIPE, &dfl, nullptr);
 
     if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(127);
-    for (int fd = 3; fd < 4096; ++fd)
+    int first_closed = 3;
+    if (passed_fd >= 0) {
+      // dup2 leaves the copy open across exec; a socket already at 3 needs that said.
+      if (passed_fd == 3 ? ::fcntl(3, F_SETFD, 0) < 0 : ::dup2(passed_fd, 3) < 0) ::_exit(127);
+      WriteDecimal(pid_slot, static_cast<long>(::getpid()));
+      first_closed = 4;
+    }
+    for (int fd = first_closed; fd < 4096; ++fd)
       ::close(fd);  // sockets of the test's own clients
     if (::chdir(dir.c_str()) != 0) ::_exit(127);
     ::execve(argv[0], argv.data(), envp.data());
@@ -289,7 +322,8 @@ std::vector<std::string> SidecarProcess::Arguments() const {
 void SidecarProcess::Start() {
   std::string err_path = dir_.File("stderr.log");
   std::size_t offset = ReadFileBytes(err_path).size();  // earlier runs' lines come first
-  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path, options_.env);
+  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path, options_.env,
+               options_.passed_listen_fd);
   port_ = 0;
 
   auto fail = [&](const std::string& why) {
@@ -299,7 +333,7 @@ void SidecarProcess::Start() {
                              err.substr(std::min(offset, err.size())));
   };
 
-  static const std::regex kListening(R"(msg=listening address=127\.0\.0\.1:([0-9]+))");
+  static const std::regex kListening(R"(msg=listening address=(?:[^ ]*,)?127\.0\.0\.1:([0-9]+))");
   bool exited = false;
   int exit_code = 0;
   bool listening = PollUntil(

@@ -15,7 +15,8 @@
 // (the [limits] table) can be relaxed per test with SidecarOptions::limits_off and
 // SidecarOptions::limits instead of writing TOML by hand. It waits (with a
 // deadline, by polling) for the "msg=listening address=127.0.0.1:PORT" line and then for
-// GET /healthz to answer 200. The process is always killed in the destructor, and it is
+// GET /healthz to answer 200. The listening line lists every address, comma-separated;
+// the first 127.0.0.1 one is used. The process is always killed in the destructor, and it is
 // also killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
 
 #include <httplib.h>
@@ -77,6 +78,10 @@ struct SidecarOptions {
   bool file_provider = true;
   // "NAME=value" entries added to the test's environment for the sidecar.
   std::vector<std::string> env;
+  // A listening socket handed to the sidecar the way systemd's socket activation does: as
+  // file descriptor 3, with LISTEN_FDS=1 and LISTEN_PID set to the sidecar's own pid. The
+  // test keeps it open (and passes it again on Restart), as systemd would.
+  int passed_listen_fd = -1;
 
   // Start from every abuse limit off: resend_cooldown = "1s" (the smallest allowed), every
   // send and failure rule list empty, and the pumping guard disabled. Phone validation and

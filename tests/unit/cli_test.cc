@@ -51,7 +51,7 @@ TEST_SUITE("cli") {
                    "/srv/sms.jsonl", "--log-level", "debug"});
     CHECK(line.command == Command::kServe);
     CHECK(line.overrides.config_file == "/etc/o.toml");
-    CHECK(line.overrides.listen == "[::1]:9000");
+    CHECK(line.overrides.listen == std::vector<std::string>{"[::1]:9000"});
     CHECK(line.overrides.database == "/srv/o.db");
     CHECK(line.overrides.key_file == "/srv/o.key");
     CHECK(line.overrides.sms_provider == "file");
@@ -65,7 +65,7 @@ TEST_SUITE("cli") {
                    "--database=/srv/o.db", "--key-file=/srv/o.key", "--sms-provider=console",
                    "--sms-file=/srv/a=b.jsonl", "--log-level=warn"});
     CHECK(line.overrides.config_file == "/etc/o.toml");
-    CHECK(line.overrides.listen == "127.0.0.1:9000");
+    CHECK(line.overrides.listen == std::vector<std::string>{"127.0.0.1:9000"});
     CHECK(line.overrides.database == "/srv/o.db");
     CHECK(line.overrides.key_file == "/srv/o.key");
     CHECK(line.overrides.sms_provider == "console");
@@ -76,7 +76,15 @@ TEST_SUITE("cli") {
   TEST_CASE("the two flag forms mix") {
     CommandLine line = MustParse({"serve", "--database=/a.db", "--listen", "127.0.0.1:1"});
     CHECK(line.overrides.database == "/a.db");
-    CHECK(line.overrides.listen == "127.0.0.1:1");
+    CHECK(line.overrides.listen == std::vector<std::string>{"127.0.0.1:1"});
+  }
+
+  TEST_CASE("--listen may be repeated, each adding an address in order") {
+    CommandLine line = MustParse(
+        {"serve", "--listen", "127.0.0.1:1", "--listen=unix:/run/o.sock", "--listen", "[::1]:2"});
+    CHECK(line.overrides.listen ==
+          std::vector<std::string>{"127.0.0.1:1", "unix:/run/o.sock", "[::1]:2"});
+    CheckUsage({"serve", "--listen", "127.0.0.1:1", "--listen="}, "--listen");
   }
 
   TEST_CASE("unknown flags and commands are usage errors naming them") {
@@ -110,7 +118,7 @@ TEST_SUITE("cli") {
                                   "127.0.0.1:9", "--sms-provider", "file"});
     CHECK(line.command == Command::kCheckConfig);
     CHECK(line.overrides.config_file == "/etc/otp.toml");
-    CHECK(line.overrides.listen == "127.0.0.1:9");
+    CHECK(line.overrides.listen == std::vector<std::string>{"127.0.0.1:9"});
     CHECK(line.overrides.sms_provider == "file");
     CHECK(MustParse({"check-config"}).command == Command::kCheckConfig);
     CheckUsage({"check-config", "--bogus"}, "--bogus");

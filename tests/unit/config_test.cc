@@ -59,9 +59,15 @@ TEST_SUITE("config") {
   TEST_CASE("an empty file gives the documented defaults") {
     Config c = MustParse("");
 
-    CHECK(c.listen == "127.0.0.1:8470");
-    CHECK(c.listen_address.host == "127.0.0.1");
-    CHECK(c.listen_address.port == 8470);
+    CHECK(c.listen == std::vector<std::string>{"127.0.0.1:8470"});
+    REQUIRE(c.listen_addresses.size() == 1);
+    CHECK(c.listen_addresses[0].host == "127.0.0.1");
+    CHECK(c.listen_addresses[0].port == 8470);
+    CHECK_FALSE(c.allow_remote);
+    CHECK(c.socket_group.empty());
+    CHECK(c.auth.token_files.empty());
+    CHECK_FALSE(c.auth.enabled());
+    CHECK(c.auth.metrics_require_token);
     CHECK(c.database == "otp-sidecar.db");
     CHECK(c.key_file == "otp-sidecar.key");
     CHECK(c.app_name == "Example");
@@ -89,7 +95,8 @@ TEST_SUITE("config") {
   TEST_CASE("LoadConfig without a file gives the defaults too") {
     Result<Config> c = LoadConfig(ConfigOverrides{});
     REQUIRE(c.ok());
-    CHECK(c->listen_address.port == 8470);
+    REQUIRE(c->listen_addresses.size() == 1);
+    CHECK(c->listen_addresses[0].port == 8470);
     CHECK(c->database == "otp-sidecar.db");
     CHECK(c->key_file == "otp-sidecar.key");
   }
@@ -130,9 +137,10 @@ workers = 3
 max_in_flight = 5
 )");
 
-    CHECK(c.listen == "127.0.0.2:9001");
-    CHECK(c.listen_address.host == "127.0.0.2");
-    CHECK(c.listen_address.port == 9001);
+    CHECK(c.listen == std::vector<std::string>{"127.0.0.2:9001"});
+    REQUIRE(c.listen_addresses.size() == 1);
+    CHECK(c.listen_addresses[0].host == "127.0.0.2");
+    CHECK(c.listen_addresses[0].port == 9001);
     CHECK(c.database == "/srv/otp/otp.db");
     CHECK(c.key_file == "/srv/keys/otp.key");
     CHECK(c.app_name == "Acme Bank");
@@ -196,7 +204,8 @@ max_in_flight = 5
         "[http]\n"
         "min_threads = true\n");
 
-    CHECK(Contains(problems, std::string(kOrigin) + ":1: listen: must be a string"));
+    CHECK(Contains(problems,
+                   std::string(kOrigin) + ":1: listen: must be a string or an array of strings"));
     CHECK(Contains(problems, std::string(kOrigin) + ":3: code.length: must be an integer"));
     CHECK(Contains(problems, std::string(kOrigin) + ":4: code.max_attempts: must be an integer"));
     CHECK(Contains(problems, std::string(kOrigin) + ":5: code.ttl: must be a duration"));
@@ -267,19 +276,113 @@ max_in_flight = 5
   }
 
   TEST_CASE("loopback listen addresses are accepted, IPv6 in brackets") {
-    Config v6 = MustParse("listen = \"[::1]:8470\"\n");
-    CHECK(v6.listen_address.host == "::1");
-    CHECK(v6.listen_address.port == 8470);
-    CHECK(v6.listen_address.ToString() == "[::1]:8470");
+    auto only = [](const Config& c) {
+      REQUIRE(c.listen_addresses.size() == 1);
+      return c.listen_addresses[0];
+    };
+    ListenAddress v6 = only(MustParse("listen = \"[::1]:8470\"\n"));
+    CHECK(v6.host == "::1");
+    CHECK(v6.port == 8470);
+    CHECK(v6.ToString() == "[::1]:8470");
 
-    Config named = MustParse("listen = \"localhost:9000\"\n");
-    CHECK(named.listen_address.host == "localhost");
-    CHECK(named.listen_address.port == 9000);
+    ListenAddress named = only(MustParse("listen = \"localhost:9000\"\n"));
+    CHECK(named.host == "localhost");
+    CHECK(named.port == 9000);
 
-    Config other = MustParse("listen = \"127.1.2.3:0\"\n");
-    CHECK(other.listen_address.host == "127.1.2.3");
-    CHECK(other.listen_address.port == 0);
-    CHECK(other.listen_address.ToString() == "127.1.2.3:0");
+    ListenAddress other = only(MustParse("listen = \"127.1.2.3:0\"\n"));
+    CHECK(other.host == "127.1.2.3");
+    CHECK(other.port == 0);
+    CHECK(other.ToString() == "127.1.2.3:0");
+    CHECK_FALSE(other.is_unix());
+  }
+
+  TEST_CASE("listen takes a list of TCP addresses and Unix sockets, in order") {
+    Config c = MustParse(
+        "listen = [\"127.0.0.1:8470\", \"unix:/run/otp-sidecar/otp-sidecar.sock\", "
+        "\"[::1]:0\"]\n");
+    REQUIRE(c.listen_addresses.size() == 3);
+    CHECK(c.listen_addresses[0].ToString() == "127.0.0.1:8470");
+    CHECK(c.listen_addresses[1].is_unix());
+    CHECK(c.listen_addresses[1].unix_path == "/run/otp-sidecar/otp-sidecar.sock");
+    CHECK(c.listen_addresses[1].ToString() == "unix:/run/otp-sidecar/otp-sidecar.sock");
+    CHECK(c.listen_addresses[2].ToString() == "[::1]:0");
+
+    Config relative = MustParse("listen = \"unix:run/otp.sock\"\n");
+    REQUIRE(relative.listen_addresses.size() == 1);
+    CHECK(relative.listen_addresses[0].unix_path == "run/otp.sock");
+  }
+
+  TEST_CASE("bad Unix socket entries, empty and repeated lists are refused with their line") {
+    std::string long_path = "unix:/" + std::string(107, 'a');
+    CHECK(Contains(Problems("listen = \"" + long_path + "\"\n"),
+                   std::string(kOrigin) + ":1: listen: \"" + long_path +
+                       "\" has a path longer than 107 bytes"));
+    CHECK(MustParse("listen = \"unix:/" + std::string(106, 'a') + "\"\n").listen.size() == 1);
+    CHECK(Contains(Problems("listen = \"unix:\"\n"), ":1: listen: \"unix:\" names no socket path"));
+    CHECK(Contains(Problems("listen = []\n"), ":1: listen: must name at least one address"));
+    CHECK(Contains(Problems("\nlisten = [\"unix:/a.sock\", \"unix:/a.sock\"]\n"),
+                   ":2: listen: \"unix:/a.sock\" is listed twice"));
+    CHECK(Contains(Problems("listen = [\"127.0.0.1:1\", 2]\n"),
+                   "listen: must be an array of strings"));
+  }
+
+  TEST_CASE("a non-loopback address needs allow_remote and caller auth together") {
+    const std::string remote = "listen = [\"127.0.0.1:8470\", \"0.0.0.0:8470\"]\n";
+    const std::string auth = "[auth]\ntoken_files = [\"api-token\"]\n";
+    std::string without = Problems(remote);
+    CHECK(Contains(without, ":1: listen: 0.0.0.0:8470 is not a loopback address"));
+    CHECK(Contains(without, "allow_remote = true and [auth] token_files"));
+    CHECK(Contains(Problems("allow_remote = true\n" + remote), "0.0.0.0:8470 is not a loopback"));
+    CHECK(Contains(Problems(remote + auth), "0.0.0.0:8470 is not a loopback"));
+
+    Config allowed = MustParse("allow_remote = true\n" + remote + auth);
+    CHECK(allowed.allow_remote);
+    CHECK(allowed.listen_addresses.size() == 2);
+    // Unix sockets and loopback addresses never need either.
+    CHECK(MustParse("listen = [\"unix:/run/o.sock\", \"[::1]:1\"]\n").listen.size() == 2);
+  }
+
+  TEST_CASE("[auth] and socket_group are read") {
+    Config c = MustParse(
+        "socket_group = \"otp-clients\"\n"
+        "[auth]\n"
+        "token_files = [\"/run/credentials/otp-sidecar.service/api-token\", \"next-token\"]\n"
+        "metrics_require_token = false\n");
+    CHECK(c.socket_group == "otp-clients");
+    CHECK(c.auth.enabled());
+    CHECK(c.auth.token_files ==
+          std::vector<std::string>{"/run/credentials/otp-sidecar.service/api-token", "next-token"});
+    CHECK_FALSE(c.auth.metrics_require_token);
+
+    std::string problems = Problems(
+        "[auth]\n"
+        "token_files = \"api-token\"\n"
+        "metrics_require_token = \"yes\"\n"
+        "tokens = [\"secret\"]\n");
+    CHECK(Contains(problems, ":2: auth.token_files: must be an array of strings"));
+    CHECK(Contains(problems, ":3: auth.metrics_require_token: must be true or false"));
+    CHECK(Contains(problems, ":4: auth.tokens: unknown key"));
+    CHECK(Contains(Problems("[auth]\ntoken_files = [\"\"]\n"), "auth.token_files:"));
+  }
+
+  TEST_CASE("repeated --listen flags replace the file's list") {
+    TempDir dir;
+    std::string file = dir.File("c.toml");
+    WriteWholeFile(file, "listen = [\"127.0.0.1:8470\", \"127.0.0.1:8471\"]\n");
+    ConfigOverrides flags;
+    flags.config_file = file;
+    flags.listen = {"unix:/run/o.sock", "127.0.0.1:9000"};
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+    REQUIRE(c->listen_addresses.size() == 2);
+    CHECK(c->listen_addresses[0].ToString() == "unix:/run/o.sock");
+    CHECK(c->listen_addresses[1].ToString() == "127.0.0.1:9000");
+
+    flags.listen = {"127.0.0.1:1", "10.0.0.1:1"};
+    Result<Config> bad = LoadConfig(flags);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(Contains(bad.error().message, "--listen: 10.0.0.1:1 is not a loopback address"));
   }
 
   TEST_CASE("IsLoopbackHost knows 127.0.0.0/8, ::1 and localhost") {
@@ -393,7 +496,7 @@ max_in_flight = 5
 
     ConfigOverrides flags;
     flags.config_file = file;
-    flags.listen = "[::1]:9100";
+    flags.listen = {"[::1]:9100"};
     flags.database = "/tmp/flag.db";
     flags.key_file = "/tmp/flag.key";
     flags.sms_provider = "file";
@@ -402,8 +505,9 @@ max_in_flight = 5
 
     Result<Config> c = LoadConfig(flags);
     REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
-    CHECK(c->listen_address.host == "::1");
-    CHECK(c->listen_address.port == 9100);
+    REQUIRE(c->listen_addresses.size() == 1);
+    CHECK(c->listen_addresses[0].host == "::1");
+    CHECK(c->listen_addresses[0].port == 9100);
     CHECK(c->database == "/tmp/flag.db");
     CHECK(c->key_file == "/tmp/flag.key");
     CHECK(c->sms_providers == std::vector<std::string>{"file"});
@@ -420,7 +524,7 @@ max_in_flight = 5
     CHECK(Contains(c.error().message, "--log-level:"));
 
     ConfigOverrides listen;
-    listen.listen = "0.0.0.0:8470";
+    listen.listen = {"0.0.0.0:8470"};
     Result<Config> d = LoadConfig(listen);
     REQUIRE_FALSE(d.ok());
     CHECK(Contains(d.error().message, "loopback"));

@@ -71,8 +71,18 @@ TEST_SUITE("environment") {
         flags, {{"OTP_SIDECAR_DATABASE", "/env.db"}, {"OTP_SIDECAR_LISTEN", "127.0.0.1:9999"}});
     REQUIRE(config.ok());
     CHECK(config->database == "/flag.db");
-    CHECK(config->listen_address.port == 9999);
-    CHECK(LoadConfig(flags)->listen_address.port == 8470);
+    CHECK(config->listen_addresses.front().port == 9999);
+    CHECK(LoadConfig(flags)->listen_addresses.front().port == 8470);
+  }
+
+  TEST_CASE("a list key takes a bare string or a TOML array") {
+    Result<Config> config = LoadConfig(
+        ConfigOverrides{},
+        {{"OTP_SIDECAR_LISTEN", R"(["127.0.0.1:9998", "unix:/tmp/otp-sidecar-env.sock"])"}});
+    REQUIRE(config.ok());
+    REQUIRE(config->listen_addresses.size() == 2);
+    CHECK(config->listen_addresses[0].port == 9998);
+    CHECK(config->listen_addresses[1].is_unix());
   }
 
   TEST_CASE("every problem with a variable names the variable and the key") {

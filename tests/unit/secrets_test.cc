@@ -12,6 +12,7 @@
 #include "unit/unit_helpers.h"
 
 using namespace sidecar;
+using sidecar::testing::ScopedEnv;
 using sidecar::testing::TempDir;
 using sidecar::testing::WriteWholeFile;
 
@@ -19,32 +20,6 @@ namespace {
 
 constexpr const char* kVariable = "OTP_SIDECAR_TEST_SECRET";
 constexpr const char* kSecret = "s3cr3t-Tw1l10-t0ken";
-
-// Sets (or unsets, with nullopt) an environment variable for one scope, then puts back
-// what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, const std::optional<std::string>& value) : name_(std::move(name)) {
-    const char* old = std::getenv(name_.c_str());
-    if (old != nullptr) old_ = old;
-    Apply(value);
-  }
-  ~ScopedEnv() { Apply(old_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  void Apply(const std::optional<std::string>& value) {
-    if (value) {
-      ::setenv(name_.c_str(), value->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 // Runs in `dir` for one scope.
 class ScopedWorkingDirectory {
