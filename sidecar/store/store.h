@@ -103,6 +103,11 @@ class Store {
   // serialised, so `body` sees and changes a consistent snapshot: this is what makes
   // concurrent verifies of one challenge compare no more codes than allowed. Thread-safe.
   virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
+
+  // Reads figures for monitoring outside any write transaction: it waits at most for the
+  // transaction in progress, and never holds writers back for longer than a few small
+  // reads. Errors with "storage_unavailable". Thread-safe.
+  virtual Result<StoreStats> ReadStats() = 0;
 };
 
 }  // namespace sidecar

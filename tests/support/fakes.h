@@ -149,6 +149,7 @@ class FailingStore final : public Store {
     calls_.fetch_add(1);
     return error_;
   }
+  Result<StoreStats> ReadStats() override { return error_; }
   int calls() const { return calls_.load(); }
 
  private:
