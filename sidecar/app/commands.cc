@@ -18,6 +18,7 @@
 #include "delivery/delivery_worker.h"
 #include "delivery/encoding.h"
 #include "http/server.h"
+#include "metrics/sidecar_metrics.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
 #include "providers/twilio_provider.h"
@@ -285,6 +286,8 @@ int RunServe(const Config& config) {
   Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
   if (!providers.ok()) return Fail("cannot set up the SMS providers", providers.error());
   WarnAboutConsole(config);
+  SidecarMetrics metrics(**store, KnownLabels{config.sms_providers, ApiRoutes()},
+                         OTP_SIDECAR_VERSION, clock.Now());
 
   DeliverySettings delivery_settings;
   delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
@@ -293,18 +296,22 @@ int RunServe(const Config& config) {
   delivery_settings.workers = config.delivery_workers;
   delivery_settings.max_in_flight = config.delivery_max_in_flight;
   delivery_settings.resend_on_unknown = config.delivery_resend_on_unknown;
-  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings);
+  DeliveryWorker worker(**store, keys, clock, random, std::move(*providers), delivery_settings,
+                        metrics);
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms, config.max_attempts,
                                        config.sms_providers.front()};
   Limiter limiter(config.limits);
   PhoneValidator phones(config.phone);
-  ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
-                              [&worker] { worker.Wake(); });
-  Api api(challenges, phones, clock);
+  ChallengeService challenges(
+      **store, keys, clock, random, limiter, challenge_settings, [&worker] { worker.Wake(); },
+      metrics);
+  Api api(challenges, phones, clock, metrics);
   HttpServer server(
-      api, ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
-                          config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
+      api,
+      ServerSettings{config.listen_address, config.http_min_threads, config.http_max_threads,
+                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms},
+      metrics);
 
   Result<int> port = server.Bind();
   if (!port.ok()) return Fail("cannot listen", port.error());

@@ -14,6 +14,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "http/api.h"
+#include "metrics/metrics.h"
 
 namespace httplib {
 class Server;
@@ -29,9 +30,18 @@ struct ServerSettings {
   std::int64_t request_timeout_ms = 5000;
 };
 
+// The request id for a request whose X-Request-Id header is `given` ("" when absent): the
+// caller's own when it is 1..64 characters of letters, digits, '-', '_' and '.', so logs on
+// both sides match; otherwise 16 fresh random hex digits.
+std::string RequestIdFrom(const std::string& given);
+
+// The method as a metrics label: the method when HTTP defines it, else "other".
+std::string MethodLabel(const std::string& method);
+
 class HttpServer {
  public:
-  HttpServer(Api& api, ServerSettings settings);
+  // Each request answered by the API is observed in `metrics` by route and method.
+  HttpServer(Api& api, ServerSettings settings, Metrics& metrics = NoMetrics());
   ~HttpServer();
 
   // Binds the listening socket. Errors ("listen_failed") when the address is in use or
@@ -49,6 +59,7 @@ class HttpServer {
 
   Api& api_;
   ServerSettings settings_;
+  Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
   int listen_socket_ = -1;  // recorded by the socket-options hook; see Bind()
 };
