@@ -129,7 +129,8 @@ class ChallengeService {
   Status Refuse(StoreTx& tx, const Challenge& challenge, const std::string& event,
                 const Refusal& refusal, const std::string& client_ip, TimeMs now) const;
   // Ends `challenge` as `status` and appends the status to `ended`, to be counted once the
-  // transaction commits (see CountEnded).
+  // transaction commits (see CountEnded). Transaction bodies clear their list first, so a
+  // backend that runs a body again after a conflict never counts an ending twice.
   Status End(StoreTx& tx, Challenge& challenge, ChallengeStatus status, TimeMs now,
              const std::string& why, std::vector<ChallengeStatus>& ended) const;
   void CountEnded(const std::vector<ChallengeStatus>& ended);
