@@ -26,6 +26,7 @@
 #include "http/auth.h"
 #include "http/listeners.h"
 #include "http/server.h"
+#include "metrics/sidecar_metrics.h"
 #include "providers/console_provider.h"
 #include "providers/file_provider.h"
 #include "providers/twilio_provider.h"
@@ -357,11 +358,11 @@ DeliverySettings MakeDeliverySettings(const Config& config) {
 class Servers {
  public:
   Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth,
-          const ServerSettings& settings) {
+          const ServerSettings& settings, Metrics& metrics) {
     for (std::size_t i = 0; i < listeners.listeners().size(); ++i) {
       Listener listener = listeners.listeners()[i];
       listener.fd = listeners.TakeFd(i);
-      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listener));
+      servers_.push_back(std::make_unique<HttpServer>(api, auth, settings, listener, metrics));
     }
   }
 
@@ -442,18 +443,21 @@ int RunServe(const Config& config) {
   Result<std::vector<std::unique_ptr<SmsProvider>>> providers = MakeProviders(config, clock);
   if (!providers.ok()) return Fail("cannot set up the SMS providers", providers.error());
   WarnAboutConsole(config);
+  SidecarMetrics metrics(**store, KnownLabels{config.sms_providers, ApiRoutes()},
+                         OTP_SIDECAR_VERSION, clock.Now());
 
   DeliveryWorker worker(**store, keys, clock, random, std::move(*providers),
-                        MakeDeliverySettings(config));
+                        MakeDeliverySettings(config), metrics);
 
   ChallengeSettings challenge_settings{config.code_length, config.code_ttl_ms, config.max_attempts,
                                        config.sms_providers.front()};
   Limiter limiter(config.limits);
   PhoneValidator phones(config.phone);
-  ChallengeService challenges(**store, keys, clock, random, limiter, challenge_settings,
-                              [&worker] { worker.Wake(); });
+  ChallengeService challenges(
+      **store, keys, clock, random, limiter, challenge_settings, [&worker] { worker.Wake(); },
+      metrics);
   auto readiness = [&store, &worker] { return CheckReadiness(**store, worker); };
-  Api api(challenges, phones, clock, readiness);
+  Api api(challenges, phones, clock, readiness, metrics);
 
   Result<ListenerSet> listeners = ListenerSet::Open(
       config.listen_addresses,
@@ -467,7 +471,8 @@ int RunServe(const Config& config) {
   Servers servers(
       *listeners, api, *auth,
       ServerSettings{config.http_min_threads, config.http_max_threads,
-                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms});
+                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms},
+      metrics);
 
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());

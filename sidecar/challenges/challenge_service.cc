@@ -75,14 +75,15 @@ std::string_view ToString(VerifyStatus status) {
 ChallengeService::ChallengeService(Store& store, const CodeKeys& keys, const Clock& clock,
                                    RandomSource& random, const Limiter& limiter,
                                    ChallengeSettings settings,
-                                   std::function<void()> on_delivery_queued)
+                                   std::function<void()> on_delivery_queued, Metrics& metrics)
     : store_(store),
       keys_(keys),
       clock_(clock),
       random_(random),
       limiter_(limiter),
       settings_(std::move(settings)),
-      on_delivery_queued_(std::move(on_delivery_queued)) {}
+      on_delivery_queued_(std::move(on_delivery_queued)),
+      metrics_(metrics) {}
 
 bool ChallengeService::LooksLikeChallengeId(const std::string& id) {
   if (id.size() != kChallengeIdLength || id.compare(0, 3, "ch_") != 0) return false;
@@ -108,7 +109,8 @@ AuditEvent ChallengeService::Audit(const Challenge& challenge, std::string event
 }
 
 Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus status, TimeMs now,
-                             const std::string& why) const {
+                             const std::string& why, std::vector<ChallengeStatus>& ended) const {
+  ended.push_back(status);
   challenge.status = status;
   challenge.ended_at = now;
   challenge.sealed_code.reset();  // a code that can no longer be verified is never sent
@@ -116,6 +118,11 @@ Status ChallengeService::End(StoreTx& tx, Challenge& challenge, ChallengeStatus 
   Status updated = tx.UpdateChallenge(challenge);
   if (!updated.ok()) return updated;
   return tx.FailQueuedDeliveries(challenge.id, why, now);
+}
+
+void ChallengeService::CountEnded(const std::vector<ChallengeStatus>& ended) {
+  for (ChallengeStatus status : ended)
+    metrics_.CountChallenge(ToString(status));
 }
 
 Status ChallengeService::Refuse(StoreTx& tx, const Challenge& challenge, const std::string& event,
@@ -149,8 +156,10 @@ Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) 
   challenge.created_at = now;
   challenge.expires_at = now + settings_.ttl_ms;
   std::optional<Refusal> refusal;
+  std::vector<ChallengeStatus> ended;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    ended.clear();
     Result<std::optional<Refusal>> admitted = limiter_.AdmitSend(
         tx, SendSubject{request.user, request.phone, request.client_ip, request.region}, now);
     if (!admitted.ok()) return admitted.error();
@@ -167,13 +176,13 @@ Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) 
     Result<std::vector<Challenge>> live = tx.FindPendingChallengesOfUser(request.user);
     if (!live.ok()) return live.error();
     for (Challenge& old : *live) {
-      Status ended = End(tx, old, ChallengeStatus::kSuperseded, now, "superseded");
-      if (ended.ok()) {
+      Status superseded = End(tx, old, ChallengeStatus::kSuperseded, now, "superseded", ended);
+      if (superseded.ok()) {
         AuditEvent audit = Audit(old, "supersede", "superseded", request.client_ip, now);
         audit.detail = "by=" + challenge.id;
-        ended = tx.AppendAudit(audit);
+        superseded = tx.AppendAudit(audit);
       }
-      if (!ended.ok()) return ended;
+      if (!superseded.ok()) return superseded;
     }
 
     Status inserted = tx.InsertChallenge(challenge);
@@ -185,9 +194,13 @@ Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) 
   if (!stored.ok()) return stored.error();
   if (refusal) {
     LogRefusal(*refusal, challenge);
+    metrics_.CountRefusal(refusal->limit);
+    metrics_.CountChallenge("refused");
     return RefusalError(*refusal);
   }
 
+  CountEnded(ended);
+  metrics_.CountChallenge("created");
   on_delivery_queued_();
   return CreatedChallenge{challenge.id, challenge.created_at, challenge.expires_at};
 }
@@ -239,8 +252,10 @@ Result<VerifyResult> ChallengeService::Verify(
   TimeMs now = clock_.Now();
   VerifyResult result;
   std::optional<Refusal> refusal;
+  std::vector<ChallengeStatus> ended;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    ended.clear();
     Result<std::optional<Challenge>> found = find(tx);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError(not_found_code, "no such challenge");
@@ -267,9 +282,9 @@ Result<VerifyResult> ChallengeService::Verify(
     result = Decide(challenge, attempt, now);
 
     if (challenge.status != before) {
-      Status ended =
-          End(tx, challenge, challenge.status, now, std::string(ToString(challenge.status)));
-      if (!ended.ok()) return ended;
+      Status changed =
+          End(tx, challenge, challenge.status, now, std::string(ToString(challenge.status)), ended);
+      if (!changed.ok()) return changed;
     } else if (challenge.attempts != attempts_before) {
       Status updated = tx.UpdateChallenge(challenge);
       if (!updated.ok()) return updated;
@@ -293,6 +308,8 @@ Result<VerifyResult> ChallengeService::Verify(
     return tx.AppendAudit(audit);
   });
   if (!stored.ok()) return stored.error();
+  CountEnded(ended);
+  if (refusal) metrics_.CountRefusal(refusal->limit);
 
   // The user's budget answers "locked"; an address's budget is not the user's fault, so
   // it is a refusal of the request instead.
@@ -302,16 +319,30 @@ Result<VerifyResult> ChallengeService::Verify(
 
 Result<VerifyResult> ChallengeService::VerifyById(const std::string& id, const CodeAttempt& attempt,
                                                   const std::string& client_ip) {
-  if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
-  return Verify([&](StoreTx& tx) { return tx.FindChallenge(id); }, "challenge_not_found", attempt,
-                client_ip);
+  if (!LooksLikeChallengeId(id)) {
+    return Counted(MakeError("challenge_not_found", "no such challenge"));
+  }
+  return Counted(Verify([&](StoreTx& tx) { return tx.FindChallenge(id); }, "challenge_not_found",
+                        attempt, client_ip));
 }
 
 Result<VerifyResult> ChallengeService::VerifyByUser(const std::string& user,
                                                     const CodeAttempt& attempt,
                                                     const std::string& client_ip) {
-  return Verify([&](StoreTx& tx) { return tx.FindLatestChallengeOfUser(user); }, "no_challenge",
-                attempt, client_ip);
+  return Counted(Verify([&](StoreTx& tx) { return tx.FindLatestChallengeOfUser(user); },
+                        "no_challenge", attempt, client_ip));
+}
+
+Result<VerifyResult> ChallengeService::Counted(Result<VerifyResult> result) {
+  if (result.ok()) {
+    metrics_.CountVerification(ToString(result->status));
+  } else if (result.error().code == "challenge_not_found" ||
+             result.error().code == "no_challenge") {
+    metrics_.CountVerification("no_challenge");
+  } else if (result.error().retry_after_ms > 0) {
+    metrics_.CountVerification("refused");  // by a limit; storage failures are not answers
+  }
+  return result;
 }
 
 Status ChallengeService::Resend(const std::string& id, const std::string& client_ip) {
@@ -321,8 +352,10 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
   std::optional<ChallengeStatus> not_pending;
   std::optional<Refusal> refusal;
   Challenge challenge;
+  std::vector<ChallengeStatus> ended;
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    ended.clear();
     Result<std::optional<Challenge>> found = tx.FindChallenge(id);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
@@ -331,8 +364,8 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
     // An expired challenge is ended here and now, and that change is committed even though
     // the caller is told the resend was refused.
     if (challenge.status == ChallengeStatus::kPending && now >= challenge.expires_at) {
-      Status ended = End(tx, challenge, ChallengeStatus::kExpired, now, "expired");
-      if (!ended.ok()) return ended;
+      Status expired = End(tx, challenge, ChallengeStatus::kExpired, now, "expired", ended);
+      if (!expired.ok()) return expired;
     }
     if (challenge.status != ChallengeStatus::kPending) {
       not_pending = challenge.status;
@@ -367,6 +400,7 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
     return tx.AppendAudit(Audit(challenge, "resend", "queued", client_ip, now));
   });
   if (!stored.ok()) return stored;
+  CountEnded(ended);
 
   if (not_pending) {
     return MakeError(
@@ -375,6 +409,7 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
   }
   if (refusal) {
     LogRefusal(*refusal, challenge);
+    metrics_.CountRefusal(refusal->limit);
     return RefusalError(*refusal);
   }
   if (queued) on_delivery_queued_();
@@ -384,8 +419,10 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
 Status ChallengeService::Cancel(const std::string& id, const std::string& client_ip) {
   if (!LooksLikeChallengeId(id)) return MakeError("challenge_not_found", "no such challenge");
   TimeMs now = clock_.Now();
+  std::vector<ChallengeStatus> ended;
 
-  return store_.Transact([&](StoreTx& tx) -> Status {
+  Status stored = store_.Transact([&](StoreTx& tx) -> Status {
+    ended.clear();
     Result<std::optional<Challenge>> found = tx.FindChallenge(id);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");
@@ -396,10 +433,12 @@ Status ChallengeService::Cancel(const std::string& id, const std::string& client
       audit.detail = "status=" + std::string(ToString(challenge.status));
       return tx.AppendAudit(audit);
     }
-    Status ended = End(tx, challenge, ChallengeStatus::kCanceled, now, "canceled");
-    if (!ended.ok()) return ended;
+    Status canceled = End(tx, challenge, ChallengeStatus::kCanceled, now, "canceled", ended);
+    if (!canceled.ok()) return canceled;
     return tx.AppendAudit(Audit(challenge, "cancel", "canceled", client_ip, now));
   });
+  if (stored.ok()) CountEnded(ended);
+  return stored;
 }
 
 Result<ChallengeView> ChallengeService::Get(const std::string& id) {
@@ -431,21 +470,22 @@ Result<ChallengeView> ChallengeService::Get(const std::string& id) {
 
 Result<int> ChallengeService::ExpireDue(int limit) {
   TimeMs now = clock_.Now();
-  int expired = 0;
+  std::vector<ChallengeStatus> ended;
 
   Status swept = store_.Transact([&](StoreTx& tx) -> Status {
+    ended.clear();
     Result<std::vector<Challenge>> due = tx.FindExpiredPending(now, limit);
     if (!due.ok()) return due.error();
     for (Challenge& challenge : *due) {
-      Status ended = End(tx, challenge, ChallengeStatus::kExpired, now, "expired");
-      if (ended.ok()) ended = tx.AppendAudit(Audit(challenge, "expire", "expired", "", now));
-      if (!ended.ok()) return ended;
+      Status expired = End(tx, challenge, ChallengeStatus::kExpired, now, "expired", ended);
+      if (expired.ok()) expired = tx.AppendAudit(Audit(challenge, "expire", "expired", "", now));
+      if (!expired.ok()) return expired;
     }
-    expired = static_cast<int>(due->size());
     return OkStatus();
   });
   if (!swept.ok()) return swept.error();
-  return expired;
+  CountEnded(ended);
+  return static_cast<int>(ended.size());
 }
 
 Status ChallengeService::PruneLimits() {

@@ -14,7 +14,10 @@
 // names the limit and whose retry_after_ms says when to come back.
 //
 // The service never talks to an SMS provider: it queues deliveries in the store and calls
-// `on_delivery_queued` after commit so the delivery worker wakes up. Thread-safe.
+// `on_delivery_queued` after commit so the delivery worker wakes up.
+//
+// Outcomes, verify answers and refusals are counted in `metrics` once their transaction
+// has committed, so a change that was rolled back is never counted. Thread-safe.
 
 #include <functional>
 #include <optional>
@@ -25,6 +28,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "limits/limiter.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 namespace sidecar {
@@ -79,7 +83,7 @@ class ChallengeService {
  public:
   ChallengeService(Store& store, const CodeKeys& keys, const Clock& clock, RandomSource& random,
                    const Limiter& limiter, ChallengeSettings settings,
-                   std::function<void()> on_delivery_queued);
+                   std::function<void()> on_delivery_queued, Metrics& metrics = NoMetrics());
 
   // Admits the send, supersedes the user's pending challenges, then stores a new one with
   // its first delivery. Errors: a send limit ("user_sends", "phone_sends", "ip_sends",
@@ -124,8 +128,14 @@ class ChallengeService {
   VerifyResult Decide(Challenge& challenge, const CodeAttempt& attempt, TimeMs now) const;
   Status Refuse(StoreTx& tx, const Challenge& challenge, const std::string& event,
                 const Refusal& refusal, const std::string& client_ip, TimeMs now) const;
+  // Ends `challenge` as `status` and appends the status to `ended`, to be counted once the
+  // transaction commits (see CountEnded). Transaction bodies clear their list first, so a
+  // backend that runs a body again after a conflict never counts an ending twice.
   Status End(StoreTx& tx, Challenge& challenge, ChallengeStatus status, TimeMs now,
-             const std::string& why) const;
+             const std::string& why, std::vector<ChallengeStatus>& ended) const;
+  void CountEnded(const std::vector<ChallengeStatus>& ended);
+  // Counts a verify's answer: its status, "no_challenge" or "refused".
+  Result<VerifyResult> Counted(Result<VerifyResult> result);
   AuditEvent Audit(const Challenge& challenge, std::string event, std::string outcome,
                    const std::string& client_ip, TimeMs now) const;
 
@@ -136,6 +146,7 @@ class ChallengeService {
   const Limiter& limiter_;
   const ChallengeSettings settings_;
   const std::function<void()> on_delivery_queued_;
+  Metrics& metrics_;
 };
 
 }  // namespace sidecar

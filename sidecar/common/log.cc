@@ -11,6 +11,7 @@ namespace sidecar {
 namespace {
 
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::kInfo)};
+thread_local std::string t_request_id;  // the request this thread is answering, if any
 
 const char* LevelName(LogLevel level) {
   switch (level) {
@@ -60,6 +61,13 @@ void AppendValue(std::string& out, std::string_view value) {
   out += '"';
 }
 
+void AppendField(std::string& out, std::string_view key, std::string_view value) {
+  out += ' ';
+  out += key;
+  out += '=';
+  AppendValue(out, value);
+}
+
 }  // namespace
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
@@ -77,8 +85,17 @@ void SetLogLevel(LogLevel level) {
   g_min_level.store(static_cast<int>(level));
 }
 
+ScopedRequestId::ScopedRequestId(std::string id) : previous_(std::move(t_request_id)) {
+  t_request_id = std::move(id);
+}
+
+ScopedRequestId::~ScopedRequestId() {
+  t_request_id = std::move(previous_);
+}
+
 std::string FormatLogLine(std::string_view timestamp, LogLevel level, std::string_view subsystem,
-                          std::string_view message, std::initializer_list<LogField> fields) {
+                          std::string_view message, std::initializer_list<LogField> fields,
+                          std::string_view request_id) {
   std::string line;
   line.reserve(128);
   line += "ts=";
@@ -89,12 +106,10 @@ std::string FormatLogLine(std::string_view timestamp, LogLevel level, std::strin
   AppendValue(line, subsystem);
   line += " msg=";
   AppendValue(line, message);
+  if (!request_id.empty()) AppendField(line, "request_id", request_id);
   for (const auto& [key, value] : fields) {
-    if (value.empty()) continue;  // an absent detail is left out rather than logged as ""
-    line += ' ';
-    line += key;
-    line += '=';
-    AppendValue(line, value);
+    // An absent detail is left out rather than logged as "".
+    if (!value.empty()) AppendField(line, key, value);
   }
   return line;
 }
@@ -103,8 +118,8 @@ void Log(LogLevel level, std::string_view subsystem, std::string_view message,
          std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < g_min_level.load()) return;
 
-  std::string line =
-      FormatLogLine(FormatRfc3339Millis(SystemClock().Now()), level, subsystem, message, fields);
+  std::string line = FormatLogLine(FormatRfc3339Millis(SystemClock().Now()), level, subsystem,
+                                   message, fields, t_request_id);
   line += '\n';
 
   // A short write to stderr is not worth retrying in a loop that could spin; logs are

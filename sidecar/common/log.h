@@ -26,8 +26,26 @@ void SetLogLevel(LogLevel level);
 void Log(LogLevel level, std::string_view subsystem, std::string_view message,
          std::initializer_list<LogField> fields = {});
 
+// While it lives, every line logged on the constructing thread carries
+// `request_id=<id>` right after `msg`, so that lines written deep inside a request (a
+// refusal by a limit, a storage error) can be matched with the request's own line. Scopes
+// nest: the previous id is restored on destruction. REQUIRES: destroyed on the thread that
+// made it. `id` must be plain (see RequestIdFrom in http/server.h).
+class ScopedRequestId {
+ public:
+  explicit ScopedRequestId(std::string id);
+  ~ScopedRequestId();
+  ScopedRequestId(const ScopedRequestId&) = delete;
+  ScopedRequestId& operator=(const ScopedRequestId&) = delete;
+
+ private:
+  std::string previous_;
+};
+
 // Formats one logfmt line without the trailing newline (exposed for tests).
+// `request_id`, when not empty, is written right after `msg`.
 std::string FormatLogLine(std::string_view timestamp, LogLevel level, std::string_view subsystem,
-                          std::string_view message, std::initializer_list<LogField> fields);
+                          std::string_view message, std::initializer_list<LogField> fields,
+                          std::string_view request_id = {});
 
 }  // namespace sidecar

@@ -32,13 +32,14 @@ const char* KindName(SendOutcome::Kind kind) {
 DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& clock,
                                RandomSource& random,
                                std::vector<std::unique_ptr<SmsProvider>> providers,
-                               DeliverySettings settings)
+                               DeliverySettings settings, Metrics& metrics)
     : store_(store),
       keys_(keys),
       clock_(clock),
       random_(random),
       providers_(std::move(providers)),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      metrics_(metrics) {}
 
 DeliveryWorker::~DeliveryWorker() {
   Stop();
@@ -275,12 +276,10 @@ bool DeliveryWorker::DeliverOne() {
         SendOutcome::Permanent("the sealed code cannot be opened (was the key file replaced?)");
     provider_at_fault = false;
   } else {
-    SmsMessage message{job->challenge.phone,
-                       RenderMessage(settings_.message, *code, job->challenge.locale),
-                       job->challenge.id};
-    outcome = ProviderNamed(job->delivery.provider)->Send(message);
+    outcome = Send(*job, *code);
   }
   Release(job->delivery.provider);
+  metrics_.CountDelivery(job->delivery.provider, KindName(outcome.kind));
 
   Status recorded = Record(*job, outcome, now, provider_at_fault);
   if (!recorded.ok()) {
@@ -289,6 +288,20 @@ bool DeliveryWorker::DeliverOne() {
     return false;
   }
   return true;
+}
+
+SendOutcome DeliveryWorker::Send(const DeliveryJob& job, const std::string& code) {
+  SmsMessage message{job.challenge.phone,
+                     RenderMessage(settings_.message, code, job.challenge.locale),
+                     job.challenge.id};
+  const std::string& provider = job.delivery.provider;
+
+  // A steady clock, not clock_: the wall clock may step, and the latency is about the call.
+  auto started = std::chrono::steady_clock::now();
+  SendOutcome outcome = ProviderNamed(provider)->Send(message);
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+  metrics_.ObserveDeliveryDuration(provider, took.count());
+  return outcome;
 }
 
 Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome, TimeMs started,

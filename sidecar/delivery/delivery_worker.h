@@ -16,6 +16,8 @@
 //
 // A small pool of threads sends; each provider has at most max_in_flight sends at once,
 // so a provider that stalls ties up only its own share and others keep delivering.
+//
+// Each send is counted in `metrics` by provider and result, and each provider call timed.
 
 #include <atomic>
 #include <condition_variable>
@@ -31,6 +33,7 @@
 #include "codes/random.h"
 #include "common/clock.h"
 #include "delivery/message.h"
+#include "metrics/metrics.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -53,7 +56,8 @@ class DeliveryWorker {
  public:
   // `providers` in failover order; REQUIRES: not empty.
   DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& clock, RandomSource& random,
-                 std::vector<std::unique_ptr<SmsProvider>> providers, DeliverySettings settings);
+                 std::vector<std::unique_ptr<SmsProvider>> providers, DeliverySettings settings,
+                 Metrics& metrics = NoMetrics());
   ~DeliveryWorker();
 
   // Recovers deliveries interrupted by a crash, then starts the worker threads.
@@ -86,6 +90,8 @@ class DeliveryWorker {
   void Beat(std::atomic<TimeMs>& heartbeat);
   int Drain(std::atomic<TimeMs>& heartbeat);
   bool DeliverOne();
+  // Renders the message and has the job's provider send it, timing the call.
+  SendOutcome Send(const DeliveryJob& job, const std::string& code);
   Status RecoverInterrupted();
   std::optional<DeliveryJob> Claim(TimeMs now);
   void Release(const std::string& provider);
@@ -103,6 +109,7 @@ class DeliveryWorker {
   RandomSource& random_;
   std::vector<std::unique_ptr<SmsProvider>> providers_;
   const DeliverySettings settings_;
+  Metrics& metrics_;
 
   mutable std::mutex mutex_;  // guards wake_, stop_ and in_flight_
   std::condition_variable wake_cv_;

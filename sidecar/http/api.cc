@@ -13,6 +13,18 @@ namespace {
 
 using nlohmann::json;
 
+constexpr const char* kHealthz = "/healthz";
+constexpr const char* kReadyz = "/readyz";
+constexpr const char* kMetrics = "/metrics";
+constexpr const char* kChallenges = "/v1/challenges";
+constexpr const char* kVerify = "/v1/verify";
+constexpr const char* kChallenge = "/v1/challenges/{id}";
+constexpr const char* kChallengeVerify = "/v1/challenges/{id}/verify";
+constexpr const char* kChallengeResend = "/v1/challenges/{id}/resend";
+constexpr const char* kOtherRoute = "other";
+// The version of the text exposition format Prometheus scrapes.
+constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
 HttpResponse JsonResponse(int status, const json& body) {
   return HttpResponse{
       status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
@@ -71,6 +83,29 @@ json DeliveryJson(const std::optional<Delivery>& delivery) {
 
 }  // namespace
 
+std::string RouteOf(const std::string& path) {
+  if (path == kHealthz || path == kReadyz || path == kMetrics || path == kChallenges ||
+      path == kVerify) {
+    return path;
+  }
+
+  std::vector<std::string> parts = SplitPath(path);
+  bool challenge =
+      parts.size() >= 3 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty();
+  if (challenge && parts.size() == 3) return kChallenge;
+  if (challenge && parts.size() == 4 && parts[3] == "verify") return kChallengeVerify;
+  if (challenge && parts.size() == 4 && parts[3] == "resend") return kChallengeResend;
+  return kOtherRoute;
+}
+
+std::vector<std::pair<std::string, std::string>> ApiRoutes() {
+  return {{kReadyz, "GET"},           {kReadyz, "HEAD"},
+          {kHealthz, "GET"},          {kHealthz, "HEAD"},        {kMetrics, "GET"},
+          {kMetrics, "HEAD"},         {kChallenges, "POST"},     {kVerify, "POST"},
+          {kChallenge, "GET"},        {kChallenge, "HEAD"},      {kChallenge, "DELETE"},
+          {kChallengeVerify, "POST"}, {kChallengeResend, "POST"}};
+}
+
 HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
   Problem problem = MakeProblem(error, instance);
   HttpResponse response{problem.status, "application/problem+json", problem.body, {}};
@@ -85,8 +120,12 @@ HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
 }
 
 Api::Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock,
-         ReadinessCheck readiness)
-    : challenges_(challenges), phones_(phones), clock_(clock), readiness_(std::move(readiness)) {}
+         ReadinessCheck readiness, MetricsPage& metrics)
+    : challenges_(challenges),
+      phones_(phones),
+      clock_(clock),
+      readiness_(std::move(readiness)),
+      metrics_(metrics) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) {
   try {
@@ -102,15 +141,20 @@ HttpResponse Api::Handle(const HttpRequest& request) {
 HttpResponse Api::Route(const HttpRequest& request) {
   const std::string& method = request.method;
   const std::string& path = request.path;
+  std::string route = RouteOf(path);
   std::vector<std::string> parts = SplitPath(path);
 
-  if (path == "/healthz") {
+  if (route == kHealthz) {
     if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
     return JsonResponse(200, {{"status", "ok"}});
   }
-  if (path == "/readyz") {
+  if (route == kReadyz) {
     if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
     return Ready(request);
+  }
+  if (route == kMetrics) {
+    if (method != "GET" && method != "HEAD") return MethodNotAllowed(path, "GET, HEAD");
+    return HttpResponse{200, kMetricsContentType, metrics_.Render(), {}};
   }
   // The route is found first, so a wrong path is 404 and a wrong method 405 whatever the
   // body; only a request that reached its handler is judged on its Content-Type.
@@ -119,17 +163,17 @@ HttpResponse Api::Route(const HttpRequest& request) {
     return ProblemResponse(
         MakeError("unsupported_media_type", "Content-Type must be application/json"), path);
   };
-  if (path == "/v1/challenges") {
+  if (route == kChallenges) {
     if (method != "POST") return MethodNotAllowed(path, "POST");
     if (auto refused = unacceptable()) return *refused;
     return Create(request);
   }
-  if (path == "/v1/verify") {
+  if (route == kVerify) {
     if (method != "POST") return MethodNotAllowed(path, "POST");
     if (auto refused = unacceptable()) return *refused;
     return Verify(request, nullptr);
   }
-  if (parts.size() == 3 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty()) {
+  if (route == kChallenge) {
     if (method == "GET" || method == "HEAD") return Read(parts[2]);
     if (method == "DELETE") {
       if (auto refused = unacceptable(); refused && !request.body.empty()) return *refused;
@@ -137,11 +181,10 @@ HttpResponse Api::Route(const HttpRequest& request) {
     }
     return MethodNotAllowed(path, "GET, HEAD, DELETE");
   }
-  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "challenges" && !parts[2].empty() &&
-      (parts[3] == "verify" || parts[3] == "resend")) {
+  if (route == kChallengeVerify || route == kChallengeResend) {
     if (method != "POST") return MethodNotAllowed(path, "POST");
     if (auto refused = unacceptable()) return *refused;
-    return parts[3] == "verify" ? Verify(request, &parts[2]) : Resend(request, parts[2]);
+    return route == kChallengeVerify ? Verify(request, &parts[2]) : Resend(request, parts[2]);
   }
   return ProblemResponse(MakeError("not_found", "there is no endpoint at this path"), path);
 }

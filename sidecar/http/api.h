@@ -11,6 +11,7 @@
 //   POST   /v1/verify                  verify by user  200
 //   GET    /healthz                    liveness        200
 //   GET    /readyz                     readiness       200, or 503 with the reason
+//   GET    /metrics                    Prometheus text 200
 //
 // Unknown paths are 404 "not_found"; known paths with another method are 405 with Allow.
 // Refusals by a limit are 429 with Retry-After (seconds). A verify answered "locked"
@@ -23,6 +24,7 @@
 
 #include "challenges/challenge_service.h"
 #include "common/clock.h"
+#include "metrics/metrics.h"
 #include "phone/phone_validator.h"
 
 namespace sidecar {
@@ -47,9 +49,10 @@ using ReadinessCheck = std::function<Status()>;
 
 class Api {
  public:
-  // Without `readiness`, GET /readyz answers as GET /healthz does.
+  // Without `readiness`, GET /readyz answers as GET /healthz does. `metrics` is what
+  // GET /metrics shows (an empty page by default).
   Api(ChallengeService& challenges, const PhoneValidator& phones, const Clock& clock,
-      ReadinessCheck readiness = nullptr);
+      ReadinessCheck readiness = nullptr, MetricsPage& metrics = NoMetrics());
 
   // Never throws; every failure is a problem response.
   HttpResponse Handle(const HttpRequest& request);
@@ -67,7 +70,16 @@ class Api {
   const PhoneValidator& phones_;
   const Clock& clock_;
   ReadinessCheck readiness_;
+  MetricsPage& metrics_;
 };
+
+// The route pattern a path is served by ("/v1/challenges/{id}/verify"), or "other" for a
+// path no endpoint serves. Metrics are labelled with it rather than the raw path, so ids
+// never multiply the series.
+std::string RouteOf(const std::string& path);
+
+// Every (route pattern, method) pair the API answers other than with 405.
+std::vector<std::pair<std::string, std::string>> ApiRoutes();
 
 // A problem+json response for `error`; exposed for the server's own error paths.
 HttpResponse ProblemResponse(const Error& error, const std::string& instance);

@@ -140,18 +140,6 @@ std::string NewRequestId() {
   return id;
 }
 
-// A caller's X-Request-Id is kept when it is short and plain, so logs on both sides match.
-std::string RequestIdFor(const httplib::Request& req) {
-  std::string given = req.get_header_value("X-Request-Id");
-  bool usable = !given.empty() && given.size() <= 64;
-  for (char c : given) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '_' || c == '.';
-    usable = usable && plain;
-  }
-  return usable ? given : NewRequestId();
-}
-
 void Apply(const HttpResponse& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [name, value] : from.headers)
@@ -174,14 +162,36 @@ std::string ErrorCodeForStatus(int status) {
   }
 }
 
+std::string RequestIdFor(const httplib::Request& req) {
+  return RequestIdFrom(req.get_header_value("X-Request-Id"));
+}
+
 }  // namespace
 
+std::string RequestIdFrom(const std::string& given) {
+  bool usable = !given.empty() && given.size() <= 64;
+  for (char c : given) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.';
+    usable = usable && plain;
+  }
+  return usable ? given : NewRequestId();
+}
+
+std::string MethodLabel(const std::string& method) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == known) return method;
+  }
+  return "other";
+}
+
 HttpServer::HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings,
-                       const Listener& listener)
+                       const Listener& listener, Metrics& metrics)
     : api_(api),
       auth_(auth),
       settings_(std::move(settings)),
       address_(listener.address),
+      metrics_(metrics),
       server_(std::make_unique<AdoptingServer>(listener.fd, listener.activated)) {
   Configure();
 }
@@ -213,22 +223,23 @@ void HttpServer::Configure() {
   auto handler = [this, remote_of](const httplib::Request& req, httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     std::string request_id = RequestIdFor(req);
+    ScopedRequestId logged_as(request_id);
+    // Set first, so that the exception handler finds it should anything below throw.
+    res.set_header("X-Request-Id", request_id);
 
     // The caller is checked before the Api parses anything of the request.
     std::optional<HttpResponse> refused =
         auth_.Check(req.path, req.get_header_value("Authorization"));
     HttpRequest request{req.method, req.path, req.get_header_value("Content-Type"), req.body};
     Apply(refused ? *refused : api_.Handle(request), res);
-    res.set_header("X-Request-Id", request_id);
 
-    double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-            .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.ObserveRequest(RouteOf(req.path), MethodLabel(req.method), seconds);
     char duration[32];
-    std::snprintf(duration, sizeof duration, "%.3f", ms);
+    std::snprintf(duration, sizeof duration, "%.3f", seconds * 1000);
     Log(LogLevel::kInfo, "http", "request",
-        {{"request_id", request_id},
-         {"method", req.method},
+        {{"method", req.method},
          {"path", req.path.substr(0, 200)},
          {"status", std::to_string(res.status)},
          {"duration_ms", duration},
@@ -254,10 +265,10 @@ void HttpServer::Configure() {
         res.status = problem.status == 500 && res.status < 500 ? res.status : problem.status;
         res.set_content(problem.body, problem.content_type.c_str());
         std::string request_id = RequestIdFor(req);
+        ScopedRequestId logged_as(request_id);
         res.set_header("X-Request-Id", request_id);
         Log(LogLevel::kInfo, "http", "request refused",
-            {{"request_id", request_id},
-             {"method", req.method},
+            {{"method", req.method},
              {"path", req.path.substr(0, 200)},
              {"status", std::to_string(res.status)},
              {"code", code},
@@ -266,6 +277,12 @@ void HttpServer::Configure() {
       }));
   server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                   std::exception_ptr) {
+    std::string request_id = res.get_header_value("X-Request-Id");
+    if (request_id.empty()) {
+      request_id = RequestIdFor(req);
+      res.set_header("X-Request-Id", request_id);
+    }
+    ScopedRequestId logged_as(request_id);
     HttpResponse problem = ProblemResponse(MakeError("internal_error", "internal error"), req.path);
     Apply(problem, res);
     Log(LogLevel::kError, "http", "handler threw", {{"path", req.path.substr(0, 200)}});

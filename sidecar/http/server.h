@@ -18,6 +18,7 @@
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/listeners.h"
+#include "metrics/metrics.h"
 
 namespace httplib {
 class Server;
@@ -32,12 +33,22 @@ struct ServerSettings {
   std::int64_t request_timeout_ms = 5000;
 };
 
+// The request id for a request whose X-Request-Id header is `given` ("" when absent): the
+// caller's own when it is 1..64 characters of letters, digits, '-', '_' and '.', so logs on
+// both sides match; otherwise 16 fresh random hex digits.
+std::string RequestIdFrom(const std::string& given);
+
+// The method as a metrics label: the method when HTTP defines it, else "other".
+std::string MethodLabel(const std::string& method);
+
 class HttpServer {
  public:
   // Serves `listener`, whose socket it owns from now on (see ListenerSet::TakeFd); `api`
   // and `auth` must outlive the server. A socket passed in by systemd is never shut down,
-  // only closed, so that systemd keeps it for the next start.
-  HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, const Listener& listener);
+  // only closed, so that systemd keeps it for the next start. Each request answered by the
+  // API is observed in `metrics` by route and method.
+  HttpServer(Api& api, const CallerAuth& auth, ServerSettings settings, const Listener& listener,
+             Metrics& metrics = NoMetrics());
   ~HttpServer();
 
   // Serves until Stop() is called; returns false when accepting failed for another reason.
@@ -57,6 +68,7 @@ class HttpServer {
   const CallerAuth& auth_;
   ServerSettings settings_;
   ListenAddress address_;
+  Metrics& metrics_;
   std::unique_ptr<httplib::Server> server_;
   std::mutex mutex_;             // guards the two flags below
   bool stop_requested_ = false;  // Stop() was called

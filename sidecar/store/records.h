@@ -90,4 +90,10 @@ struct AuditEvent {
   std::string detail;        // extra context for operators; never a code or key
 };
 
+// Figures about the store for monitoring, read at one moment.
+struct StoreStats {
+  std::int64_t outbox_depth = 0;         // deliveries queued (waiting to be sent or retried)
+  std::int64_t database_size_bytes = 0;  // the database on disk, write-ahead log included
+};
+
 }  // namespace sidecar

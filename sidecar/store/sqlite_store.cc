@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,16 +33,23 @@ Status Exec(sqlite3* db, const char* sql, const std::string& context) {
   return MakeError("storage_unavailable", what);
 }
 
-Result<int> UserVersion(sqlite3* db) {
+// The first column of the first row of a one-off query (not kept in the statement cache).
+Result<std::int64_t> QueryInt(sqlite3* db, const char* sql, const std::string& context) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqliteError(db, "reading schema version");
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return SqliteError(db, context);
   }
-  int version = -1;
-  if (sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
+  int rc = sqlite3_step(stmt);
+  std::int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
   sqlite3_finalize(stmt);
-  if (version < 0) return SqliteError(db, "reading schema version");
-  return version;
+  if (rc != SQLITE_ROW) return SqliteError(db, context);
+  return value;
+}
+
+Result<int> UserVersion(sqlite3* db) {
+  Result<std::int64_t> version = QueryInt(db, "PRAGMA user_version", "reading schema version");
+  if (!version.ok()) return version.error();
+  return static_cast<int>(*version);
 }
 
 // Applies each migration newer than the file in its own IMMEDIATE transaction, re-reading
@@ -636,11 +644,11 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     sqlite3_close(db);
     return version.error().WithContext("database " + path);
   }
-  return std::unique_ptr<SqliteStore>(new SqliteStore(db, *version));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(db, *version, path));
 }
 
-SqliteStore::SqliteStore(sqlite3* db, int schema_version)
-    : db_(db), schema_version_(schema_version) {}
+SqliteStore::SqliteStore(sqlite3* db, int schema_version, std::string path)
+    : db_(db), schema_version_(schema_version), path_(std::move(path)) {}
 
 SqliteStore::~SqliteStore() {
   std::lock_guard<std::timed_mutex> lock(mutex_);
@@ -688,6 +696,26 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   if (!begun.ok()) return begun;
   return Exec(db_, "ROLLBACK", "ending the write probe");
+}
+
+Result<StoreStats> SqliteStore::ReadStats() {
+  std::lock_guard<std::timed_mutex> lock(mutex_);
+
+  // Each statement reads in its own implicit transaction: WAL readers take no write lock,
+  // so neither this process's writers nor another process's wait on a scrape.
+  Result<std::int64_t> queued =
+      QueryInt(db_, "SELECT COUNT(*) FROM deliveries WHERE state = 'queued'", "counting outbox");
+  if (!queued.ok()) return queued.error();
+  Result<std::int64_t> pages = QueryInt(db_, "PRAGMA page_count", "reading page count");
+  if (!pages.ok()) return pages.error();
+  Result<std::int64_t> page_size = QueryInt(db_, "PRAGMA page_size", "reading page size");
+  if (!page_size.ok()) return page_size.error();
+
+  // The log holds committed pages not yet checkpointed; it is part of what the database
+  // takes on disk. It is absent between a clean stop and the next write.
+  struct stat wal {};
+  std::int64_t wal_bytes = ::stat((path_ + "-wal").c_str(), &wal) == 0 ? wal.st_size : 0;
+  return StoreStats{*queued, *pages * *page_size + wal_bytes};
 }
 
 Status SqliteStore::Checkpoint() {

@@ -28,6 +28,10 @@ class SqliteStore final : public Store {
   Status Transact(const std::function<Status(StoreTx&)>& body) override;
   Status ProbeWritable(std::int64_t timeout_ms) override;
 
+  // The outbox depth from the queued deliveries' index, and the size as page_count *
+  // page_size plus the size of the -wal file.
+  Result<StoreStats> ReadStats() override;
+
   // The schema version recorded in PRAGMA user_version.
   int schema_version() const { return schema_version_; }
 
@@ -36,7 +40,7 @@ class SqliteStore final : public Store {
 
  private:
   class Tx;
-  SqliteStore(sqlite3* db, int schema_version);
+  SqliteStore(sqlite3* db, int schema_version, std::string path);
 
   // Guards db_ and statements_. Timed, so that a readiness probe gives up rather than queue
   // behind transactions that wait on another process's lock.
@@ -44,6 +48,7 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
   int schema_version_;
+  const std::string path_;  // the database file, for the size of its -wal file
 };
 
 }  // namespace sidecar

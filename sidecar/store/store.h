@@ -110,6 +110,10 @@ class Store {
   // read-only, locked by another writer for longer than the timeout, or gone. It does not
   // prove there is free space: that shows only when a commit fails. Thread-safe.
   virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
+  // Reads figures for monitoring outside any write transaction: it waits at most for the
+  // transaction in progress, and never holds writers back for longer than a few small
+  // reads. Errors with "storage_unavailable". Thread-safe.
+  virtual Result<StoreStats> ReadStats() = 0;
 };
 
 }  // namespace sidecar

@@ -9,7 +9,9 @@
 #include <ctime>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "support/http_client.h"
 #include "support/sidecar_process.h"
@@ -164,6 +166,26 @@ inline std::string WrongCode(const std::string& code) {
 inline std::string StatusOf(httplib::Client& client, const std::string& id) {
   HttpReply reply = Get(client, ChallengePath(id));
   return reply.status == 200 ? reply.str("status") : "";
+}
+
+// The lines of `text`, without their newlines.
+inline std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+// Every line of `log` is one logfmt event: ts, level, subsystem and msg first, then
+// lower-case keys with plain or quoted values.
+inline void CheckLogLines(const std::string& log) {
+  static const std::regex kLine(
+      R"(^ts=\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z level=(debug|info|warn|error) subsystem=[a-z]+ msg=("[^"]*"|\S+)( [a-z_]+=("([^"\\]|\\.)*"|[^ "]+))*$)");
+  for (const std::string& line : Lines(log)) {
+    INFO("log line: ", line);
+    CHECK(std::regex_match(line, kLine));
+  }
 }
 
 }  // namespace sidecar::testing

@@ -16,6 +16,7 @@
 
 #include "codes/random.h"
 #include "common/clock.h"
+#include "metrics/metrics.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -138,6 +139,53 @@ class FakeProvider final : public SmsProvider {
   std::vector<SmsMessage> sent_;
 };
 
+// Metrics that remember every event as "kind:label[,label]" with how often it came, and
+// every observed duration.
+class RecordingMetrics final : public Metrics {
+ public:
+  void CountChallenge(std::string_view outcome) override { Note("challenge", outcome); }
+  void CountVerification(std::string_view status) override { Note("verification", status); }
+  void CountRefusal(std::string_view limit) override { Note("refusal", limit); }
+  void CountDelivery(std::string_view provider, std::string_view result) override {
+    Note("delivery", std::string(provider) + "," + std::string(result));
+  }
+  void ObserveDeliveryDuration(std::string_view provider, double seconds) override {
+    Note("delivery_seconds", provider);
+    std::lock_guard<std::mutex> lock(mutex_);
+    durations_.push_back(seconds);
+  }
+  void ObserveRequest(std::string_view route, std::string_view method, double seconds) override {
+    Note("request", std::string(route) + "," + std::string(method));
+    std::lock_guard<std::mutex> lock(mutex_);
+    durations_.push_back(seconds);
+  }
+
+  // Every event so far, "kind:labels" -> count.
+  std::map<std::string, int> events() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return events_;
+  }
+  int count(const std::string& event) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = events_.find(event);
+    return it == events_.end() ? 0 : it->second;
+  }
+  std::vector<double> durations() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return durations_;
+  }
+
+ private:
+  void Note(const char* kind, std::string_view labels) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_[std::string(kind) + ":" + std::string(labels)] += 1;
+  }
+
+  mutable std::mutex mutex_;
+  std::map<std::string, int> events_;
+  std::vector<double> durations_;
+};
+
 // A store whose database is never reachable: every transaction fails with `error` and the
 // body is never run.
 class FailingStore final : public Store {
@@ -150,6 +198,7 @@ class FailingStore final : public Store {
     return error_;
   }
   Status ProbeWritable(std::int64_t) override { return error_; }
+  Result<StoreStats> ReadStats() override { return error_; }
   int calls() const { return calls_.load(); }
 
  private:

@@ -86,6 +86,56 @@ TEST_SUITE("api") {
     CHECK(JsonOf(response)["status"] == "ok");
   }
 
+  TEST_CASE("GET /metrics answers the page in the Prometheus text format") {
+    struct Page final : MetricsPage {
+      std::string Render() override { return "# TYPE demo_total counter\ndemo_total 1\n"; }
+    } page;
+    Harness h;
+    Api api(h.service, h.phones, h.clock, nullptr, page);
+
+    for (const char* method : {"GET", "HEAD"}) {
+      HttpResponse response = api.Handle(HttpRequest{method, "/metrics", "", ""});
+      CHECK(response.status == 200);
+      CHECK(response.content_type == "text/plain; version=0.0.4; charset=utf-8");
+      CHECK(response.body == "# TYPE demo_total counter\ndemo_total 1\n");
+    }
+    // The page is served whatever Content-Type a scraper sends.
+    CHECK(api.Handle(HttpRequest{"GET", "/metrics", "text/plain", ""}).status == 200);
+    CHECK(api.Handle(HttpRequest{"GET", "/metrics/", "", ""}).status == 404);
+  }
+
+  TEST_CASE("RouteOf names the pattern a path is served by, never the id") {
+    const std::string id = kUnknownId;
+    CHECK(RouteOf("/healthz") == "/healthz");
+    CHECK(RouteOf("/metrics") == "/metrics");
+    CHECK(RouteOf("/v1/challenges") == "/v1/challenges");
+    CHECK(RouteOf("/v1/verify") == "/v1/verify");
+    CHECK(RouteOf("/v1/challenges/" + id) == "/v1/challenges/{id}");
+    CHECK(RouteOf("/v1/challenges/anything") == "/v1/challenges/{id}");
+    CHECK(RouteOf("/v1/challenges/" + id + "/verify") == "/v1/challenges/{id}/verify");
+    CHECK(RouteOf("/v1/challenges/" + id + "/resend") == "/v1/challenges/{id}/resend");
+    for (const char* path : {"/", "", "/v1", "/v1/challenges/", "/v1/challenges//verify",
+                             "/v1/challenges/x/unknown", "/healthz/", "/v1/verify/x", "/METRICS"}) {
+      CAPTURE(path);
+      CHECK(RouteOf(path) == "other");
+    }
+  }
+
+  TEST_CASE("every route ApiRoutes lists is answered without 404 or 405") {
+    Harness h;
+    for (const auto& [route, method] : ApiRoutes()) {
+      CAPTURE(route);
+      CAPTURE(method);
+      std::string path = route;
+      std::string::size_type at = path.find("{id}");
+      if (at != std::string::npos) path.replace(at, 4, kUnknownId);
+      CHECK(RouteOf(path) == route);
+      HttpResponse response = h.Call(method, path, method == "POST" ? "{}" : "");
+      CHECK(response.status != 405);
+      if (route.find("{id}") == std::string::npos) CHECK(response.status != 404);
+    }
+  }
+
   TEST_CASE("unknown paths are 404 not_found with the path as instance") {
     Harness h;
     for (const char* path : {"/", "/v1", "/v2/challenges", "/v1/challenges/", "/healthz/",
@@ -114,6 +164,8 @@ TEST_SUITE("api") {
         {"DELETE", "/v1/challenges/" + id + "/resend", "POST"},
         {"GET", "/v1/verify", "POST"},
         {"POST", "/healthz", "GET, HEAD"},
+        {"POST", "/metrics", "GET, HEAD"},
+        {"DELETE", "/metrics", "GET, HEAD"},
     };
     for (const auto& c : cases) {
       CAPTURE(c.method);

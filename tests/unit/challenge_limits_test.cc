@@ -772,6 +772,20 @@ TEST_SUITE("challenge_limits") {
                                    "create limit=ip_sends", "create limit=region_sends",
                                    "create limit=global_sends", "resend limit=resend_cooldown",
                                    "verify limit=user_failures", "verify limit=ip_failures"});
+
+    // Each refusal is counted once under its limit; refused creates are challenge outcomes,
+    // and a verify answers "locked" (the user's budget) or is "refused" (an address's).
+    std::map<std::string, int> events = h.metrics.events();
+    for (const char* limit : {"user_sends", "phone_sends", "ip_sends", "region_sends",
+                              "global_sends", "resend_cooldown", "user_failures", "ip_failures"}) {
+      CAPTURE(limit);
+      CHECK(events["refusal:" + std::string(limit)] == 1);
+    }
+    CHECK(events["challenge:refused"] == 5);
+    CHECK(events["challenge:created"] == 4);
+    CHECK(events["verification:denied"] == 1);
+    CHECK(events["verification:locked"] == 1);
+    CHECK(events["verification:refused"] == 1);
   }
 
 }  // TEST_SUITE

@@ -639,7 +639,9 @@ TEST_SUITE("challenge_service") {
     FakeRandom random;
     Limiter limiter(NoLimits());
     int wakes = 0;
-    ChallengeService service(store, keys, clock, random, limiter, Settings(), [&] { ++wakes; });
+    RecordingMetrics metrics;
+    ChallengeService service(
+        store, keys, clock, random, limiter, Settings(), [&] { ++wakes; }, metrics);
 
     Result<CreatedChallenge> created = service.Create(UsRequest("alice"));
     REQUIRE_FALSE(created.ok());
@@ -651,6 +653,65 @@ TEST_SUITE("challenge_service") {
     CHECK(verified.error().code == "storage_unavailable");
     CHECK(service.Cancel("ch_" + std::string(26, 'a'), "").error().code == "storage_unavailable");
     CHECK_FALSE(service.ExpireDue(10).ok());
+    CHECK(metrics.events().empty());  // a failed transaction is no outcome and no answer
+  }
+
+  TEST_CASE("metrics: creates, supersedes, verify answers and the outcomes they end in") {
+    Harness h(Settings(2));
+    std::string first = h.Create("alice").id;
+    std::string second = h.Create("alice").id;
+    std::string code = h.CodeOf(second);
+
+    h.Verify(first, h.CodeOf(second));  // canceled: it was superseded
+    h.Verify(second, WrongCode(code));
+    h.Verify(second, code);
+    h.Verify(second, code);  // used
+
+    std::string locked = h.Create("bob").id;
+    h.Verify(locked, WrongCode(h.CodeOf(locked)));
+    h.Verify(locked, WrongCode(h.CodeOf(locked)));  // the last attempt locks it
+    h.Verify(locked, "000000");
+
+    CHECK(h.metrics.events() == std::map<std::string, int>{{"challenge:created", 3},
+                                                           {"challenge:superseded", 1},
+                                                           {"challenge:approved", 1},
+                                                           {"challenge:locked", 1},
+                                                           {"verification:canceled", 1},
+                                                           {"verification:denied", 3},
+                                                           {"verification:approved", 1},
+                                                           {"verification:used", 1},
+                                                           {"verification:locked", 1}});
+  }
+
+  TEST_CASE("metrics: unknown challenges and users are no_challenge answers") {
+    Harness h;
+    CHECK_FALSE(h.service.VerifyById("not-an-id", {"123456", true}, kIp).ok());
+    CHECK_FALSE(h.service.VerifyById("ch_" + std::string(26, 'a'), {"123456", true}, kIp).ok());
+    CHECK_FALSE(h.service.VerifyByUser("nobody", {"123456", true}, kIp).ok());
+
+    CHECK(h.metrics.events() == std::map<std::string, int>{{"verification:no_challenge", 3}});
+  }
+
+  TEST_CASE("metrics: cancel and expiry count the challenges they end, once") {
+    Harness h;
+    std::string canceled = h.Create("alice").id;
+    std::string expiring = h.Create("bob").id;
+    std::string resent = h.Create("carol").id;
+    REQUIRE(h.service.Cancel(canceled, kIp).ok());
+    REQUIRE(h.service.Cancel(canceled, kIp).ok());  // already ended: unchanged
+
+    h.clock.Advance(300'000);
+    CHECK(h.service.Resend(resent, kIp).error().code == "challenge_not_pending");
+    Result<int> swept = h.service.ExpireDue(10);
+    REQUIRE(swept.ok());
+    CHECK(*swept == 1);
+    CHECK(h.service.ExpireDue(10).ok());
+    CHECK(h.Verify(expiring, "000000").status == VerifyStatus::kExpired);
+
+    std::map<std::string, int> events = h.metrics.events();
+    CHECK(events["challenge:canceled"] == 1);
+    CHECK(events["challenge:expired"] == 2);
+    CHECK(events["verification:expired"] == 1);
   }
 
 }  // TEST_SUITE

@@ -47,7 +47,7 @@ struct Harness : ServiceFixture {
       providers.push_back(std::move(second));
     }
     worker = std::make_unique<DeliveryWorker>(*store, worker_keys ? *worker_keys : keys, clock,
-                                              random, std::move(providers), settings);
+                                              random, std::move(providers), settings, metrics);
     on_queued = [this] { worker->Wake(); };
   }
 
@@ -254,6 +254,53 @@ TEST_SUITE("delivery_worker") {
     CHECK(d.attempts == 3);
     CHECK(AuditTrail(h.path, id) == std::vector<std::string>{"create/pending", "deliver/retry",
                                                              "deliver/failover", "deliver/sent"});
+  }
+
+  TEST_CASE("metrics: each send is counted by provider and result, each provider call timed") {
+    Harness h(2, Settings(2));
+    h.primary->Script({SendOutcome::Retry("busy"), SendOutcome::Retry("still busy")});
+    h.secondary->Script({SendOutcome::Sent("ok"), SendOutcome::Permanent("invalid_number"),
+                         SendOutcome::Unknown("connection reset")});
+    h.primary->OnSend([](const SmsMessage&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a slow provider, timed
+    });
+    std::string id = h.Create("alice");
+
+    h.worker->DrainDue();
+    h.clock.Set(h.Latest(id).next_attempt_at);
+    h.worker->DrainDue();  // retry, then the failover to secondary sends it
+    h.primary->Script({SendOutcome::Permanent("bad credentials", true)});
+    h.primary->OnSend(nullptr);
+    h.Create("bob");  // primary refuses, secondary finds the number invalid
+    h.worker->DrainDue();
+    h.Create("carol");  // primary's own failure again, then secondary does not know
+    h.primary->Script({SendOutcome::Permanent("bad credentials", true)});
+    h.worker->DrainDue();
+
+    std::map<std::string, int> events = h.metrics.events();
+    CHECK(events["delivery:primary,retry"] == 2);
+    CHECK(events["delivery:primary,failed"] == 2);
+    CHECK(events["delivery:secondary,sent"] == 1);
+    CHECK(events["delivery:secondary,failed"] == 1);
+    CHECK(events["delivery:secondary,unknown"] == 1);
+    CHECK(events["delivery_seconds:primary"] == 4);
+    CHECK(events["delivery_seconds:secondary"] == 3);
+    std::vector<double> durations = h.metrics.durations();
+    REQUIRE(durations.size() == 7);
+    CHECK(durations[0] >= 0.015);  // a steady clock, not the fake one that stands still
+    CHECK(durations[0] < 60);
+  }
+
+  TEST_CASE("metrics: a code that cannot be opened is a failed send without a provider call") {
+    CodeKeys other(TestMasterKey(99));
+    Harness h(1, Settings(), &other);
+    h.Create();
+
+    h.worker->DrainDue();
+
+    CHECK(h.primary->sent().empty());
+    CHECK(h.metrics.count("delivery:primary,failed") == 1);
+    CHECK(h.metrics.count("delivery_seconds:primary") == 0);
   }
 
   TEST_CASE("when retries run out on the last provider the delivery fails for good") {

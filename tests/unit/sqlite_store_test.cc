@@ -828,4 +828,57 @@ TEST_SUITE("sqlite_store") {
     Insert(*store, MakeChallenge("ch_after_probe", "alice", kNow));  // the store still writes
   }
 
+  TEST_CASE("ReadStats counts queued deliveries only") {
+    TempDir dir;
+    auto store = OpenStore(dir.File("otp.db"));
+    Insert(*store, MakeChallenge("ch_a", "alice", kNow));
+    Insert(*store, MakeChallenge("ch_b", "bob", kNow));
+    QueueDelivery(*store, "ch_a", kNow);
+    QueueDelivery(*store, "ch_b", kNow);
+    QueueDelivery(*store, "ch_b", kNow);
+
+    Result<StoreStats> before = store->ReadStats();
+    REQUIRE(before.ok());
+    CHECK(before->outbox_depth == 3);
+
+    MustTransact(*store, [&](StoreTx& tx) -> Status {
+      Result<std::optional<Delivery>> latest = tx.FindLatestDelivery("ch_b");
+      if (!latest.ok()) return latest.error();
+      Delivery d = **latest;
+      d.state = DeliveryState::kSent;
+      Status updated = tx.UpdateDelivery(d);
+      if (!updated.ok()) return updated;
+      return tx.FailQueuedDeliveries("ch_a", "canceled", kNow);
+    });
+
+    Result<StoreStats> after = store->ReadStats();
+    REQUIRE(after.ok());
+    CHECK(after->outbox_depth == 1);
+  }
+
+  TEST_CASE("ReadStats sizes the database as its pages plus the write-ahead log") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+    REQUIRE(store->Checkpoint().ok());
+    Result<StoreStats> empty = store->ReadStats();
+    REQUIRE(empty.ok());
+    CHECK(empty->database_size_bytes ==
+          static_cast<std::int64_t>(std::filesystem::file_size(path)));
+    CHECK(empty->database_size_bytes > 0);
+
+    for (int i = 0; i < 50; ++i)
+      Insert(*store, MakeChallenge("ch_size" + std::to_string(i), "alice", kNow));
+    std::int64_t wal = static_cast<std::int64_t>(std::filesystem::file_size(path + "-wal"));
+    REQUIRE(wal > 0);
+
+    Result<StoreStats> grown = store->ReadStats();
+    REQUIRE(grown.ok());
+    CHECK(grown->database_size_bytes >= empty->database_size_bytes + wal);
+    SqlReader reader(path);
+    std::int64_t pages = std::stoll(reader.Rows("PRAGMA page_count")[0][0]);
+    std::int64_t page_size = std::stoll(reader.Rows("PRAGMA page_size")[0][0]);
+    CHECK(grown->database_size_bytes == pages * page_size + wal);
+  }
+
 }  // TEST_SUITE

@@ -295,10 +295,13 @@ struct ServiceFixture {
         store(OpenStore(path)),
         settings(std::move(challenge_settings)),
         limiter(std::move(limit_settings)),
-        service(*store, keys, clock, random, limiter, settings, [this] {
-          wakes.fetch_add(1);
-          if (on_queued) on_queued();
-        }) {}
+        service(
+            *store, keys, clock, random, limiter, settings,
+            [this] {
+              wakes.fetch_add(1);
+              if (on_queued) on_queued();
+            },
+            metrics) {}
 
   // Another service on the same store, clock and limiter, drawing from `other_random`
   // (SodiumRandom for threads: FakeRandom's counter could hand two threads one id).
@@ -353,6 +356,7 @@ struct ServiceFixture {
   Limiter limiter;
   std::atomic<int> wakes{0};
   std::function<void()> on_queued;
+  RecordingMetrics metrics;  // what the service counted
   ChallengeService service;
 };
 

@@ -1,0 +1,10 @@
+#include "metrics/metrics.h"
+
+namespace sidecar {
+
+NullMetrics& NoMetrics() {
+  static NullMetrics none;
+  return none;
+}
+
+}  // namespace sidecar
