@@ -1,18 +1,20 @@
 #include "app/commands.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <unistd.h>
 
-#include <condition_variable>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
-#include <mutex>
-#include <thread>
+#include <cstdlib>
 
+#include "app/housekeeper.h"
+#include "app/reload.h"
+#include "app/signals.h"
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
+#include "common/log_file.h"
 #include "config/key_file.h"
 #include "config/secrets.h"
 #include "delivery/delivery_worker.h"
@@ -31,8 +33,6 @@
 
 namespace sidecar {
 namespace {
-
-constexpr int kExpireBatch = 500;
 
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
@@ -66,6 +66,7 @@ void CheckWritable(const std::string& key, const std::string& path,
 std::vector<std::string> PathProblems(const Config& config) {
   std::vector<std::string> problems;
   CheckWritable("database", config.database, problems);
+  if (!config.log_file.empty()) CheckWritable("log_file", config.log_file, problems);
   if (::access(config.key_file.c_str(), F_OK) != 0) {
     CheckWritable("key_file", config.key_file, problems);
   }
@@ -77,8 +78,7 @@ std::vector<std::string> PathProblems(const Config& config) {
 
 // Each template rendered with the longest code, measured as the SMS network will count it.
 std::vector<std::string> TemplateWarnings(const Config& config) {
-  MessageSettings settings{config.sms_template, config.app_name, config.webotp_domain,
-                           config.code_ttl_ms, config.sms_templates};
+  MessageSettings settings = MessageSettingsOf(config, config.code_ttl_ms);
   std::string code(static_cast<std::size_t>(config.code_length), '0');
   std::vector<std::pair<std::string, std::string>> named = {
       {"sms.template", RenderMessage(settings, code)}};
@@ -96,7 +96,16 @@ std::vector<std::string> TemplateWarnings(const Config& config) {
   }
   return warnings;
 }
-constexpr int kPruneEverySweeps = 60;
+
+// SIGTERM must end the process within 3 s. A send already started gets this long from the
+// signal to finish and be recorded, which leaves time for the WAL checkpoint; the rest of
+// the budget covers in-flight requests, which finish at the same time.
+constexpr std::int64_t kSendGraceMs = 2000;
+
+std::int64_t SteadyNowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
 
 int Fail(const std::string& what, const Error& error) {
   Log(LogLevel::kError, "main", what, {{"code", error.code}, {"error", error.message}});
@@ -165,100 +174,6 @@ void WarnAboutConsole(const Config& config) {
   }
 }
 
-// Ends expired challenges once a second, so their sealed codes are erased even when nobody
-// asks about them again, and prunes limit state once a minute.
-class Housekeeper {
- public:
-  explicit Housekeeper(ChallengeService& challenges) : challenges_(challenges) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Housekeeper() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stop_) {
-      lock.unlock();
-      Result<int> expired = challenges_.ExpireDue(kExpireBatch);
-      if (!expired.ok()) {
-        Log(LogLevel::kError, "challenges", "expiry sweep failed",
-            {{"error", expired.error().message}});
-      }
-      if (++sweeps_ % kPruneEverySweeps == 1) {
-        Status pruned = challenges_.PruneLimits();
-        if (!pruned.ok()) {
-          Log(LogLevel::kError, "limits", "pruning failed", {{"error", pruned.error().message}});
-        }
-      }
-      lock.lock();
-      // A full batch means more are waiting: sweep again at once.
-      if (expired.ok() && *expired == kExpireBatch) continue;
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
-    }
-  }
-
-  ChallengeService& challenges_;
-  int sweeps_ = 0;    // used by the housekeeping thread only
-  std::mutex mutex_;  // guards stop_
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-// Waits for SIGTERM or SIGINT on its own thread and stops the server. The signals are
-// blocked in every other thread, so they are only ever taken here.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(HttpServer& server) : server_(server) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-
-  static void BlockSignals() {
-    sigset_t set = Set();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-  }
-
- private:
-  static sigset_t Set() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1})
-      sigaddset(&set, sig);
-    return set;
-  }
-
-  void Run() {
-    sigset_t set = Set();
-    while (true) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGUSR1) return;
-      if (sig == SIGHUP) {
-        Log(LogLevel::kInfo, "main", "SIGHUP received; nothing to reload");
-        continue;
-      }
-      Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
-      server_.Stop();
-      return;
-    }
-  }
-
-  HttpServer& server_;
-  std::thread thread_;
-};
-
 }  // namespace
 
 int RunServe(const Config& config) {
@@ -270,6 +185,10 @@ int RunServe(const Config& config) {
   std::vector<std::string> path_problems = PathProblems(config);
   if (!path_problems.empty()) {
     return Fail("cannot start", MakeError("invalid_config", path_problems.front()));
+  }
+  if (!config.log_file.empty()) {
+    Status redirected = RedirectStderrTo(config.log_file);
+    if (!redirected.ok()) return Fail("cannot start", redirected.error());
   }
 
   Result<MasterKey> master = LoadOrCreateKeyFile(config.key_file, true);
@@ -287,8 +206,7 @@ int RunServe(const Config& config) {
   WarnAboutConsole(config);
 
   DeliverySettings delivery_settings;
-  delivery_settings.message = {config.sms_template, config.app_name, config.webotp_domain,
-                               config.code_ttl_ms, config.sms_templates};
+  delivery_settings.message = MessageSettingsOf(config, config.code_ttl_ms);
   delivery_settings.max_attempts = config.delivery_max_attempts;
   delivery_settings.workers = config.delivery_workers;
   delivery_settings.max_in_flight = config.delivery_max_in_flight;
@@ -312,9 +230,20 @@ int RunServe(const Config& config) {
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());
 
+  Retention retention(**store, clock, config.retention);
+  std::atomic<std::int64_t> stop_signalled_ms{0};
   {
-    Housekeeper housekeeper(challenges);
-    SignalWatcher signals(server);
+    Housekeeper housekeeper(challenges, retention);
+    SignalWatcher signals(
+        SignalHandlers{[&](const std::string& name) {
+                         Log(LogLevel::kInfo, "main", "stopping", {{"signal", name}});
+                         stop_signalled_ms.store(SteadyNowMs());
+                         // Both at once: deliveries stop being claimed while the HTTP server
+                         // drains.
+                         worker.BeginStop();
+                         server.Stop();
+                       },
+                       [&] { ReloadOnHangup(config, worker); }});
     ListenAddress bound{config.listen_address.host, *port};
     Log(LogLevel::kInfo, "main", "listening",
         {{"address", bound.ToString()},
@@ -325,10 +254,20 @@ int RunServe(const Config& config) {
     server.Serve();
   }
 
-  worker.Stop();
+  std::int64_t signalled = stop_signalled_ms.load();
+  std::int64_t grace = kSendGraceMs - (signalled == 0 ? 0 : SteadyNowMs() - signalled);
+  bool finished = worker.StopWithin(grace);
   Status checkpointed = (*store)->Checkpoint();
   if (!checkpointed.ok()) {
     Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
+  }
+  if (!finished) {
+    Log(LogLevel::kWarn, "delivery",
+        "a send outlived the stop grace; the next start treats it as interrupted");
+    Log(LogLevel::kInfo, "main", "stopped");
+    // The abandoned send's thread still runs and uses the worker, the providers and the
+    // keys: ending the process here, without destructors, is what keeps that safe.
+    std::_Exit(0);
   }
   Log(LogLevel::kInfo, "main", "stopped");
   return 0;

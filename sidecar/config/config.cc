@@ -65,6 +65,7 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   top.String("database", &config.database);
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
+  top.String("log_file", &config.log_file);
 
   std::string log_level = "info";
   top.String("log_level", &log_level);
@@ -82,6 +83,15 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   if (const toml::table* sms = top.Table("sms")) ReadSmsTable(*sms, config, problems);
   if (const toml::table* phone = top.Table("phone")) ReadPhone(*phone, config, problems);
   if (const toml::table* limits = top.Table("limits")) ReadLimits(*limits, config, problems);
+
+  if (const toml::table* retention = top.Table("retention")) {
+    TableReader reader(*retention, "retention", problems);
+    constexpr std::int64_t kMaxRetentionMs = 3650LL * 24 * 60 * 60 * 1000;
+    reader.Duration("challenges", 1000, kMaxRetentionMs, "\"1s\" and \"3650d\"",
+                    &config.retention.challenges_ms);
+    reader.Duration("audit", 1000, kMaxRetentionMs, "\"1s\" and \"3650d\"",
+                    &config.retention.audit_ms);
+  }
 
   if (const toml::table* http = top.Table("http")) {
     TableReader reader(*http, "http", problems);
@@ -221,7 +231,10 @@ Result<Config> Parse(const std::string& text, const std::string& origin,
     }
   }
 
-  if (flags != nullptr) ApplyOverrides(*flags, config, problems);
+  if (flags != nullptr) {
+    ApplyOverrides(*flags, config, problems);
+    config.source = *flags;
+  }
   CheckValues(config, problems);
   DefaultKeyFile(config);
 

@@ -13,6 +13,7 @@
 #include "common/result.h"
 #include "limits/limiter.h"
 #include "phone/phone_validator.h"
+#include "retention/retention.h"
 
 namespace sidecar {
 
@@ -45,6 +46,17 @@ struct WebhookConfig {
   std::string ca_file;
 };
 
+// Command-line values that override the file. Empty means "not given".
+struct ConfigOverrides {
+  std::string config_file;
+  std::string listen;
+  std::string database;
+  std::string key_file;
+  std::string sms_provider;
+  std::string sms_file;
+  std::string log_level;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8470";
   ListenAddress listen_address{"127.0.0.1", 8470};  // parsed form of `listen`
@@ -52,6 +64,7 @@ struct Config {
   std::string key_file;  // empty until Finalize(): then beside the database
   std::string app_name = "Example";
   LogLevel log_level = LogLevel::kInfo;
+  std::string log_file;  // empty: logs go to stderr; else appended here, reopened on SIGHUP
 
   int code_length = 6;
   std::int64_t code_ttl_ms = 5 * 60 * 1000;
@@ -84,17 +97,10 @@ struct Config {
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
-};
+  RetentionSettings retention;
 
-// Command-line values that override the file. Empty means "not given".
-struct ConfigOverrides {
-  std::string config_file;
-  std::string listen;
-  std::string database;
-  std::string key_file;
-  std::string sms_provider;
-  std::string sms_file;
-  std::string log_level;
+  // Where this configuration came from, so that SIGHUP can read the same file again.
+  ConfigOverrides source;
 };
 
 // Builds the configuration from the defaults, the file named in `overrides` (if any) and

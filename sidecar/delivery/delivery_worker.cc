@@ -38,7 +38,8 @@ DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& 
       clock_(clock),
       random_(random),
       providers_(std::move(providers)),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      message_(std::make_shared<const MessageSettings>(settings_.message)) {}
 
 DeliveryWorker::~DeliveryWorker() {
   Stop();
@@ -80,21 +81,72 @@ Status DeliveryWorker::Start() {
   if (!recovered.ok()) return recovered;
 
   heartbeat_.store(clock_.Now());
-  for (int i = 0; i < std::max(1, settings_.workers); ++i) {
-    threads_.emplace_back([this] { Run(); });
+  int workers = std::max(1, settings_.workers);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = workers;
+  }
+  for (int i = 0; i < workers; ++i) {
+    threads_.emplace_back([this] {
+      Run();
+      std::lock_guard<std::mutex> lock(mutex_);
+      running_ -= 1;
+      stopped_cv_.notify_all();
+    });
   }
   return OkStatus();
 }
 
-void DeliveryWorker::Stop() {
+void DeliveryWorker::BeginStop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_cv_.notify_all();
+}
+
+void DeliveryWorker::Stop() {
+  BeginStop();
   for (std::thread& thread : threads_)
     thread.join();
   threads_.clear();
+}
+
+bool DeliveryWorker::StopWithin(std::int64_t grace_ms) {
+  BeginStop();
+  bool finished = false;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished =
+        stopped_cv_.wait_for(lock, std::chrono::milliseconds(std::max<std::int64_t>(grace_ms, 0)),
+                             [this] { return running_ == 0; });
+  }
+  if (finished) {
+    Stop();
+    return true;
+  }
+
+  // A provider is still busy with a send. Its outcome will never be written: the row stays
+  // "sending" and the next start decides, as after a crash, whether to send it again.
+  {
+    std::lock_guard<std::mutex> lock(record_mutex_);
+    abandoned_ = true;
+  }
+  for (std::thread& thread : threads_)
+    thread.detach();
+  threads_.clear();
+  return false;
+}
+
+void DeliveryWorker::SetMessageSettings(MessageSettings message) {
+  auto replaced = std::make_shared<const MessageSettings>(std::move(message));
+  std::lock_guard<std::mutex> lock(mutex_);
+  message_ = std::move(replaced);
+}
+
+std::shared_ptr<const MessageSettings> DeliveryWorker::message_settings() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return message_;
 }
 
 void DeliveryWorker::Wake() {
@@ -111,6 +163,11 @@ int DeliveryWorker::in_flight() const {
   for (const auto& [name, count] : in_flight_)
     total += count;
   return total;
+}
+
+int DeliveryWorker::running_threads() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return running_;
 }
 
 void DeliveryWorker::Run() {
@@ -243,12 +300,14 @@ bool DeliveryWorker::DeliverOne() {
     provider_at_fault = false;
   } else {
     SmsMessage message{job->challenge.phone,
-                       RenderMessage(settings_.message, *code, job->challenge.locale),
+                       RenderMessage(*message_settings(), *code, job->challenge.locale),
                        job->challenge.id};
     outcome = ProviderNamed(job->delivery.provider)->Send(message);
   }
   Release(job->delivery.provider);
 
+  std::lock_guard<std::mutex> record_lock(record_mutex_);
+  if (abandoned_) return false;  // the process is ending; see StopWithin
   Status recorded = Record(*job, outcome, now, provider_at_fault);
   if (!recorded.ok()) {
     Log(LogLevel::kError, "delivery", "cannot record a delivery outcome",
