@@ -75,6 +75,9 @@ struct SidecarOptions {
   bool file_provider = true;
   // "NAME=value" entries added to the test's environment for the sidecar.
   std::vector<std::string> env;
+  // A file name in the folder: when set, the configuration starts with
+  // log_file = "DIR/NAME", and the start-up line is awaited in that file, not in stderr.
+  std::string log_file;
 
   // Start from every abuse limit off: resend_cooldown = "1s" (the smallest allowed), every
   // send and failure rule list empty, and the pumping guard disabled. Phone validation and
@@ -118,6 +121,8 @@ class SidecarProcess {
   std::string database_path() const { return dir_.File("otp.db"); }
   std::string sms_path() const { return dir_.File("sms.jsonl"); }
   std::string config_path() const { return dir_.File("config.toml"); }
+  // The log file of SidecarOptions::log_file ("" when there is none).
+  std::string log_path() const;
   // The configuration written to config_path() ("" when the sidecar runs without one).
   const std::string& config_text() const { return config_text_; }
 
