@@ -119,7 +119,7 @@ std::string Quoted(const std::string& text) {
   return nlohmann::json(text).dump();
 }
 
-TEST_CASE("SIGTERM with a verify in flight: it is answered, exit 0 within 3 s, WAL checkpointed") {
+TEST_CASE("SIGTERM with a verify in flight: it is answered and the WAL checkpointed within 3 s") {
   SidecarProcess sidecar;
   std::string code;
   std::string id;
@@ -159,7 +159,8 @@ TEST_CASE("SIGTERM with a verify in flight: it is answered, exit 0 within 3 s, W
   CHECK((!std::filesystem::exists(wal) || std::filesystem::file_size(wal) == 0));
 }
 
-TEST_CASE("SIGTERM while a webhook send stalls: exit 0 within 3 s; the restart makes it unknown") {
+TEST_CASE(
+    "SIGTERM while a webhook send stalls exits 0 within 3 s and the restart makes it unknown") {
   FakeWebhook webhook({FakeReply{200, "", "", true}, FakeReply{}});
   TempDir secrets;
   std::string secret_file = secrets.File("webhook-secret");
@@ -192,7 +193,7 @@ TEST_CASE("SIGTERM while a webhook send stalls: exit 0 within 3 s; the restart m
   CHECK(webhook.count() == 1);  // not sent a second time
 }
 
-TEST_CASE("SIGHUP reloads the templates for the next SMS; an invalid file keeps them") {
+TEST_CASE("SIGHUP reloads the templates for the next SMS but an invalid file keeps them") {
   SidecarOptions options = LimitsOff("app_name = \"Acme\"\n[sms]\ntemplate = \"{code} old\"\n");
   SidecarProcess sidecar(options);
   httplib::Client client = sidecar.client();

@@ -648,7 +648,7 @@ cool_off = "2h"
     CHECK(Contains(problems, std::string(kOrigin) + ":4: retention.deliveries: unknown key"));
   }
 
-  TEST_CASE("a loaded configuration remembers where it came from, for reloading") {
+  TEST_CASE("a loaded configuration remembers where it came from for reloading") {
     TempDir dir;
     ConfigOverrides flags;
     flags.config_file = dir.File("otp.toml");

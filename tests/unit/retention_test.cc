@@ -22,6 +22,27 @@ struct RetentionFixture {
 
   // A challenge created at `created_at`; ended at `ended_at` unless that is 0 (pending).
   void AddChallenge(const std::string& id, TimeMs created_at, TimeMs ended_at) {
+    AddChallenges(id, 1, created_at, ended_at, 0);
+  }
+
+  // `count` challenges named PREFIX0, PREFIX1, ... in one transaction, each with a delivery;
+  // the i-th ends at ended_at + i * step_ms (or stays pending when ended_at is 0).
+  void AddChallenges(const std::string& prefix, int count, TimeMs created_at, TimeMs ended_at,
+                     TimeMs step_ms) {
+    MustTransact(*store, [&](StoreTx& tx) -> Status {
+      for (int i = 0; i < count; ++i) {
+        std::string id = count == 1 ? prefix : prefix + std::to_string(i);
+        Challenge c = MakeChallenge(id, created_at, ended_at == 0 ? 0 : ended_at + i * step_ms);
+        Status inserted = tx.InsertChallenge(c);
+        if (!inserted.ok()) return inserted;
+        Result<std::int64_t> delivery = tx.InsertDelivery(id, "console", created_at);
+        if (!delivery.ok()) return delivery.error();
+      }
+      return OkStatus();
+    });
+  }
+
+  static Challenge MakeChallenge(const std::string& id, TimeMs created_at, TimeMs ended_at) {
     Challenge c;
     c.id = id;
     c.user = "user-" + id;
@@ -33,13 +54,7 @@ struct RetentionFixture {
     c.created_at = created_at;
     c.expires_at = created_at + 300'000;
     if (ended_at != 0) c.ended_at = ended_at;
-    MustTransact(*store, [&](StoreTx& tx) -> Status {
-      Status inserted = tx.InsertChallenge(c);
-      if (!inserted.ok()) return inserted;
-      Result<std::int64_t> delivery = tx.InsertDelivery(id, "console", created_at);
-      if (!delivery.ok()) return delivery.error();
-      return OkStatus();
-    });
+    return c;
   }
 
   void AddAudit(TimeMs time, int count = 1) {
@@ -76,7 +91,7 @@ struct RetentionFixture {
 }  // namespace
 
 TEST_SUITE("retention") {
-  TEST_CASE("ended challenges go with their deliveries after the period; younger ones stay") {
+  TEST_CASE("ended challenges go with their deliveries after the period and younger ones stay") {
     RetentionFixture f;
     TimeMs now = f.clock.Now();
     f.AddChallenge("ch_old", now - 9 * kDayMs, now - 8 * kDayMs);
@@ -106,7 +121,7 @@ TEST_SUITE("retention") {
     CHECK(f.MustDelete().challenges == 0);
   }
 
-  TEST_CASE("audit rows go after their own period, the oldest first") {
+  TEST_CASE("audit rows go after their own period and the oldest first") {
     RetentionFixture f;
     TimeMs now = f.clock.Now();
     f.AddAudit(now - 91 * kDayMs, 3);
@@ -131,9 +146,7 @@ TEST_SUITE("retention") {
     TimeMs now = f.clock.Now();
     f.AddAudit(now - 2 * kDayMs, 1200);
     f.AddAudit(now - kDayMs + 1, 7);  // young
-    for (int i = 0; i < 520; ++i) {
-      f.AddChallenge("ch_" + std::to_string(i), now - 3 * kDayMs, now - 2 * kDayMs + i);
-    }
+    f.AddChallenges("ch_", 520, now - 3 * kDayMs, now - 2 * kDayMs, 1);
 
     RetentionBatch first = f.MustDelete();
     CHECK(first.challenges == 500);
@@ -178,10 +191,7 @@ TEST_SUITE("retention") {
     std::int64_t after_warmup = 0;
     for (int round = 0; round < 8; ++round) {
       TimeMs now = f.clock.Now();
-      for (int i = 0; i < 200; ++i) {
-        std::string id = "ch_" + std::to_string(round) + "_" + std::to_string(i);
-        f.AddChallenge(id, now, now + 1000);
-      }
+      f.AddChallenges("ch_" + std::to_string(round) + "_", 200, now, now + 1000, 1);
       f.AddAudit(now, 400);
       f.clock.Advance(2 * kDayMs);
       while (f.MustDelete().full) {
