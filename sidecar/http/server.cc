@@ -251,6 +251,11 @@ void HttpServer::Serve() {
 }
 
 void HttpServer::Stop() {
+  // cpp-httplib's stop() does nothing before listening has begun, so a SIGTERM that comes
+  // just before Serve() would be lost: give Serve() a moment to start first.
+  for (int waited_ms = 0; waited_ms < 1000 && !server_->is_running(); ++waited_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   server_->stop();
 }
 

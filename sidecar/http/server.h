@@ -41,7 +41,8 @@ class HttpServer {
   // Serves until Stop() is called. REQUIRES: Bind() succeeded.
   void Serve();
 
-  // Stops accepting and makes Serve() return once in-flight requests finish. Thread-safe.
+  // Stops accepting and makes Serve() return once in-flight requests finish. Called before
+  // Serve() has begun, it waits up to a second for it. Thread-safe.
   void Stop();
 
  private:
