@@ -179,6 +179,12 @@ void DeliveryWorker::Run() {
     }
     heartbeat_.store(clock_.Now());
     int handled = DrainDue();
+    {
+      // A stop that came during the sends needs no look at the outbox; an abandoned
+      // thread must not touch the store at all (see StopWithin).
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) return;
+    }
 
     std::int64_t wait_ms = kIdlePollMs;
     Status next = store_.Transact([&](StoreTx& tx) -> Status {
@@ -238,6 +244,7 @@ std::optional<DeliveryJob> DeliveryWorker::Claim(TimeMs now) {
   std::vector<std::string> skip;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return std::nullopt;  // nothing is claimed once a stop has begun
     for (const auto& [name, count] : in_flight_) {
       if (count >= settings_.max_in_flight) skip.push_back(name);
     }
