@@ -1,23 +1,25 @@
 #include "app/commands.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <mutex>
 #include <thread>
 
+#include "app/housekeeper.h"
+#include "app/reload.h"
 #include "app/service_manager.h"
+#include "app/signals.h"
 #include "challenges/challenge_service.h"
 #include "codes/random.h"
 #include "common/log.h"
+#include "common/log_file.h"
 #include "common/paths.h"
 #include "config/key_file.h"
 #include "config/secrets.h"
@@ -41,7 +43,6 @@
 namespace sidecar {
 namespace {
 
-constexpr int kExpireBatch = 500;
 // How long a readiness probe waits for the database's write lock.
 constexpr std::int64_t kReadinessProbeMs = 1000;
 // Beyond the provider's own timeouts, how long a delivery thread may go without a sign of
@@ -104,8 +105,7 @@ std::vector<std::string> ListenProblems(const Config& config) {
 
 // Each template rendered with the longest code, measured as the SMS network will count it.
 std::vector<std::string> TemplateWarnings(const Config& config) {
-  MessageSettings settings{config.sms_template, config.app_name, config.webotp_domain,
-                           config.code_ttl_ms, config.sms_templates};
+  MessageSettings settings = MessageSettingsOf(config, config.code_ttl_ms);
   std::string code(static_cast<std::size_t>(config.code_length), '0');
   std::vector<std::pair<std::string, std::string>> named = {
       {"sms.template", RenderMessage(settings, code)}};
@@ -123,7 +123,16 @@ std::vector<std::string> TemplateWarnings(const Config& config) {
   }
   return warnings;
 }
-constexpr int kPruneEverySweeps = 60;
+
+// SIGTERM must end the process within 3 s. A send already started gets this long from the
+// signal to finish and be recorded, which leaves time for the WAL checkpoint; the rest of
+// the budget covers in-flight requests, which finish at the same time.
+constexpr std::int64_t kSendGraceMs = 2000;
+
+std::int64_t SteadyNowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
 
 int Fail(const std::string& what, const Error& error) {
   Log(LogLevel::kError, "main", what, {{"code", error.code}, {"error", error.message}});
@@ -205,6 +214,7 @@ std::vector<std::string> StartupProblems(const Config& config) {
   std::vector<std::string> problems;
   CheckKeyFile(config, problems);
   CheckWritable(config, "database", config.database, problems);
+  if (!config.log_file.empty()) CheckWritable(config, "log_file", config.log_file, problems);
   for (const std::string& name : config.sms_providers) {
     if (name == "file") CheckWritable(config, "sms.file.path", config.sms_file_path, problems);
   }
@@ -229,101 +239,6 @@ void WarnAboutConsole(const Config& config) {
   }
 }
 
-// Ends expired challenges once a second, so their sealed codes are erased even when nobody
-// asks about them again, and prunes limit state once a minute.
-class Housekeeper {
- public:
-  explicit Housekeeper(ChallengeService& challenges) : challenges_(challenges) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Housekeeper() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stop_) {
-      lock.unlock();
-      Result<int> expired = challenges_.ExpireDue(kExpireBatch);
-      if (!expired.ok()) {
-        Log(LogLevel::kError, "challenges", "expiry sweep failed",
-            {{"error", expired.error().message}});
-      }
-      if (++sweeps_ % kPruneEverySweeps == 1) {
-        Status pruned = challenges_.PruneLimits();
-        if (!pruned.ok()) {
-          Log(LogLevel::kError, "limits", "pruning failed", {{"error", pruned.error().message}});
-        }
-      }
-      lock.lock();
-      // A full batch means more are waiting: sweep again at once.
-      if (expired.ok() && *expired == kExpireBatch) continue;
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
-    }
-  }
-
-  ChallengeService& challenges_;
-  int sweeps_ = 0;    // used by the housekeeping thread only
-  std::mutex mutex_;  // guards stop_
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-// Waits for SIGTERM or SIGINT on its own thread and stops the server. The signals are
-// blocked in every other thread, so they are only ever taken here.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(std::function<void()> stop) : stop_(std::move(stop)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-
-  static void BlockSignals() {
-    sigset_t set = Set();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-  }
-
- private:
-  static sigset_t Set() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1})
-      sigaddset(&set, sig);
-    return set;
-  }
-
-  void Run() {
-    sigset_t set = Set();
-    while (true) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGUSR1) return;
-      if (sig == SIGHUP) {
-        Log(LogLevel::kInfo, "main", "SIGHUP received; nothing to reload");
-        continue;
-      }
-      Log(LogLevel::kInfo, "main", "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
-      NotifyStopping();
-      stop_();
-      return;
-    }
-  }
-
-  std::function<void()> stop_;
-  std::thread thread_;
-};
-
 // Ready when the database takes a write and every delivery thread shows life; the same
 // check feeds GET /readyz and the systemd watchdog.
 Status CheckReadiness(Store& store, const DeliveryWorker& worker) {
@@ -340,8 +255,7 @@ Status CheckReadiness(Store& store, const DeliveryWorker& worker) {
 
 DeliverySettings MakeDeliverySettings(const Config& config) {
   DeliverySettings settings;
-  settings.message = {config.sms_template, config.app_name, config.webotp_domain,
-                      config.code_ttl_ms, config.sms_templates};
+  settings.message = MessageSettingsOf(config, config.code_ttl_ms);
   settings.max_attempts = config.delivery_max_attempts;
   settings.workers = config.delivery_workers;
   settings.max_in_flight = config.delivery_max_in_flight;
@@ -425,6 +339,10 @@ int RunServe(const Config& config) {
     Log(LogLevel::kError, "main", "cannot start", {{"code", "invalid_config"}});
     return 2;
   }
+  if (!config.log_file.empty()) {
+    Status redirected = RedirectStderrTo(config.log_file);
+    if (!redirected.ok()) return Fail("cannot start", redirected.error());
+  }
 
   Result<CallerAuth> auth = MakeCallerAuth(config.auth);
   if (!auth.ok()) return Fail("cannot read the caller tokens", auth.error());
@@ -477,10 +395,22 @@ int RunServe(const Config& config) {
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());
 
+  Retention retention(**store, clock, config.retention);
+  std::atomic<std::int64_t> stop_signalled_ms{0};
   bool served = true;
   {
-    Housekeeper housekeeper(challenges);
-    SignalWatcher signals([&servers] { servers.StopAll(); });
+    Housekeeper housekeeper(challenges, retention);
+    SignalWatcher signals(
+        SignalHandlers{[&](const std::string& name) {
+                         Log(LogLevel::kInfo, "main", "stopping", {{"signal", name}});
+                         NotifyStopping();
+                         stop_signalled_ms.store(SteadyNowMs());
+                         // Both at once: deliveries stop being claimed while the HTTP
+                         // servers drain.
+                         worker.BeginStop();
+                         servers.StopAll();
+                       },
+                       [&] { ReloadOnHangup(config, worker); }});
     Log(LogLevel::kInfo, "main", "listening",
         {{"address", addresses},
          {"activated", activated > 0 ? std::to_string(activated) : ""},
@@ -496,10 +426,20 @@ int RunServe(const Config& config) {
   }
   listeners->Close();  // removes the Unix socket files this process made
 
-  worker.Stop();
+  std::int64_t signalled = stop_signalled_ms.load();
+  std::int64_t grace = kSendGraceMs - (signalled == 0 ? 0 : SteadyNowMs() - signalled);
+  bool finished = worker.StopWithin(grace);
   Status checkpointed = (*store)->Checkpoint();
   if (!checkpointed.ok()) {
     Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
+  }
+  if (!finished) {
+    Log(LogLevel::kWarn, "delivery",
+        "a send outlived the stop grace; the next start treats it as interrupted");
+    Log(LogLevel::kInfo, "main", "stopped");
+    // The abandoned send's thread still runs and uses the worker, the providers and the
+    // keys: ending the process here, without destructors, is what keeps that safe.
+    std::_Exit(0);
   }
   Log(LogLevel::kInfo, "main", "stopped");
   return served ? 0 : 1;

@@ -8,7 +8,9 @@
 namespace sidecar {
 
 // Serves the API until SIGTERM or SIGINT, then stops accepting, lets in-flight requests
-// and the delivery in progress finish, checkpoints the WAL and returns 0.
+// finish and the send in progress finish within a grace, checkpoints the WAL and returns 0,
+// all within 3 s (a send that outlives the grace ends the process at once, still with 0;
+// see delivery_worker.h). SIGHUP reopens the log file and reloads the templates (reload.h).
 int RunServe(const Config& config);
 
 // Checks what serve would check before listening (the key file, provider secrets) without

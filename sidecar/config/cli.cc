@@ -131,8 +131,9 @@ std::string HelpText(const std::string& topic) {
   if (topic == "serve") {
     return "usage: otp-sidecar serve [options]\n"
            "\n"
-           "Serves the API until SIGTERM or SIGINT. Creates the database and the key file\n"
-           "when they are missing and applies pending migrations first.\n"
+           "Serves the API until SIGTERM or SIGINT (a clean stop within 3 seconds).\n"
+           "SIGHUP reopens log_file and reloads the SMS templates. Creates the database\n"
+           "and the key file when they are missing and applies pending migrations first.\n"
            "\n"
            "options (each overrides the configuration file):\n"
            "  --config FILE          TOML configuration file\n"

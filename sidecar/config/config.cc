@@ -73,6 +73,7 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   top.String("database", &config.database);
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
+  top.String("log_file", &config.log_file);
 
   std::string log_level = "info";
   top.String("log_level", &log_level);
@@ -95,6 +96,14 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
     TableReader reader(*auth, "auth", problems);
     reader.StringArray("token_files", &config.auth.token_files);
     reader.Boolean("metrics_require_token", &config.auth.metrics_require_token);
+  }
+  if (const toml::table* retention = top.Table("retention")) {
+    TableReader reader(*retention, "retention", problems);
+    constexpr std::int64_t kMaxRetentionMs = 3650LL * 24 * 60 * 60 * 1000;
+    reader.Duration("challenges", 1000, kMaxRetentionMs, "\"1s\" and \"3650d\"",
+                    &config.retention.challenges_ms);
+    reader.Duration("audit", 1000, kMaxRetentionMs, "\"1s\" and \"3650d\"",
+                    &config.retention.audit_ms);
   }
 
   if (const toml::table* http = top.Table("http")) {
@@ -277,7 +286,10 @@ Result<Config> Parse(const std::string& text, const std::string& origin,
   ApplyEnvironment(environment, KnownKeys(), root, problems);
   ReadTables(root, config, problems);
 
-  if (flags != nullptr) ApplyOverrides(*flags, config, problems);
+  if (flags != nullptr) {
+    ApplyOverrides(*flags, config, problems);
+    config.source = *flags;
+  }
   CheckValues(config, problems);
   DefaultKeyFile(config);
 

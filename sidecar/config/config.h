@@ -14,6 +14,7 @@
 #include "common/result.h"
 #include "limits/limiter.h"
 #include "phone/phone_validator.h"
+#include "retention/retention.h"
 
 namespace sidecar {
 
@@ -60,6 +61,17 @@ struct WebhookConfig {
   std::string ca_file;
 };
 
+// Command-line values that override the file. Empty means "not given".
+struct ConfigOverrides {
+  std::string config_file;
+  std::vector<std::string> listen;  // --listen may be repeated; replaces the file's list
+  std::string database;
+  std::string key_file;
+  std::string sms_provider;
+  std::string sms_file;
+  std::string log_level;
+};
+
 struct Config {
   std::vector<std::string> listen = {"127.0.0.1:8470"};
   std::vector<ListenAddress> listen_addresses = {{"127.0.0.1", 8470, ""}};  // parsed `listen`
@@ -70,6 +82,7 @@ struct Config {
   std::string key_file;  // empty until Finalize(): then beside the database
   std::string app_name = "Example";
   LogLevel log_level = LogLevel::kInfo;
+  std::string log_file;  // empty: logs go to stderr; else appended here, reopened on SIGHUP
 
   int code_length = 6;
   std::int64_t code_ttl_ms = 5 * 60 * 1000;
@@ -102,6 +115,10 @@ struct Config {
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
+  RetentionSettings retention;
+
+  // Where this configuration came from, so that SIGHUP can read the same file again.
+  ConfigOverrides source;
 
   // Where each key that was set came from ("FILE:LINE", "environment VARIABLE", "--flag"),
   // so that problems found later (an unreadable key file) point at the setting.
@@ -109,17 +126,6 @@ struct Config {
 
   // "ORIGIN: KEY: what" (or "KEY: what" for a default), as configuration errors read.
   std::string Problem(const std::string& key, const std::string& what) const;
-};
-
-// Command-line values that override the file. Empty means "not given".
-struct ConfigOverrides {
-  std::string config_file;
-  std::vector<std::string> listen;  // --listen may be repeated; replaces the file's list
-  std::string database;
-  std::string key_file;
-  std::string sms_provider;
-  std::string sms_file;
-  std::string log_level;
 };
 
 // Environment variables by name. Only OTP_SIDECAR_* ones matter to the configuration.

@@ -39,7 +39,8 @@ DeliveryWorker::DeliveryWorker(Store& store, const CodeKeys& keys, const Clock& 
       random_(random),
       providers_(std::move(providers)),
       settings_(std::move(settings)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      message_(std::make_shared<const MessageSettings>(settings_.message)) {}
 
 DeliveryWorker::~DeliveryWorker() {
   Stop();
@@ -87,8 +88,17 @@ Status DeliveryWorker::Start() {
     Beat(thread_heartbeats_[i]);
   }
   thread_count_.store(count);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = static_cast<int>(count);
+  }
   for (std::size_t i = 0; i < count; ++i) {
-    threads_.emplace_back([this, i] { Run(i); });
+    threads_.emplace_back([this, i] {
+      Run(i);
+      std::lock_guard<std::mutex> lock(mutex_);
+      running_ -= 1;
+      stopped_cv_.notify_all();
+    });
   }
   return OkStatus();
 }
@@ -109,16 +119,57 @@ void DeliveryWorker::Beat(std::atomic<TimeMs>& heartbeat) {
   heartbeat_.store(now);
 }
 
-void DeliveryWorker::Stop() {
+void DeliveryWorker::BeginStop() {
   thread_count_.store(0);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_cv_.notify_all();
+}
+
+void DeliveryWorker::Stop() {
+  BeginStop();
   for (std::thread& thread : threads_)
     thread.join();
   threads_.clear();
+}
+
+bool DeliveryWorker::StopWithin(std::int64_t grace_ms) {
+  BeginStop();
+  bool finished = false;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished =
+        stopped_cv_.wait_for(lock, std::chrono::milliseconds(std::max<std::int64_t>(grace_ms, 0)),
+                             [this] { return running_ == 0; });
+  }
+  if (finished) {
+    Stop();
+    return true;
+  }
+
+  // A provider is still busy with a send. Its outcome will never be written: the row stays
+  // "sending" and the next start decides, as after a crash, whether to send it again.
+  {
+    std::lock_guard<std::mutex> lock(record_mutex_);
+    abandoned_ = true;
+  }
+  for (std::thread& thread : threads_)
+    thread.detach();
+  threads_.clear();
+  return false;
+}
+
+void DeliveryWorker::SetMessageSettings(MessageSettings message) {
+  auto replaced = std::make_shared<const MessageSettings>(std::move(message));
+  std::lock_guard<std::mutex> lock(mutex_);
+  message_ = std::move(replaced);
+}
+
+std::shared_ptr<const MessageSettings> DeliveryWorker::message_settings() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return message_;
 }
 
 void DeliveryWorker::Wake() {
@@ -137,6 +188,11 @@ int DeliveryWorker::in_flight() const {
   return total;
 }
 
+int DeliveryWorker::running_threads() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return running_;
+}
+
 void DeliveryWorker::Run(std::size_t index) {
   std::atomic<TimeMs>& heartbeat = thread_heartbeats_[index];
   while (true) {
@@ -147,6 +203,12 @@ void DeliveryWorker::Run(std::size_t index) {
     }
     Beat(heartbeat);
     int handled = Drain(heartbeat);
+    {
+      // A stop that came during the sends needs no look at the outbox; an abandoned
+      // thread must not touch the store at all (see StopWithin).
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) return;
+    }
 
     std::int64_t wait_ms = kIdlePollMs;
     Status next = store_.Transact([&](StoreTx& tx) -> Status {
@@ -215,6 +277,7 @@ std::optional<DeliveryJob> DeliveryWorker::Claim(TimeMs now) {
   std::vector<std::string> skip;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return std::nullopt;  // nothing is claimed once a stop has begun
     for (const auto& [name, count] : in_flight_) {
       if (count >= settings_.max_in_flight) skip.push_back(name);
     }
@@ -281,6 +344,8 @@ bool DeliveryWorker::DeliverOne() {
   Release(job->delivery.provider);
   metrics_.CountDelivery(job->delivery.provider, KindName(outcome.kind));
 
+  std::lock_guard<std::mutex> record_lock(record_mutex_);
+  if (abandoned_) return false;  // the process is ending; see StopWithin
   Status recorded = Record(*job, outcome, now, provider_at_fault);
   if (!recorded.ok()) {
     Log(LogLevel::kError, "delivery", "cannot record a delivery outcome",
@@ -292,7 +357,7 @@ bool DeliveryWorker::DeliverOne() {
 
 SendOutcome DeliveryWorker::Send(const DeliveryJob& job, const std::string& code) {
   SmsMessage message{job.challenge.phone,
-                     RenderMessage(settings_.message, code, job.challenge.locale),
+                     RenderMessage(*message_settings(), code, job.challenge.locale),
                      job.challenge.id};
   const std::string& provider = job.delivery.provider;
 

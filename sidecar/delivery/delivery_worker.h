@@ -14,6 +14,11 @@
 // start-up was interrupted by a crash: it is sent again when its provider says repeats are
 // harmless (console, file) or resend_on_unknown is set, else it is "unknown".
 //
+// Stopping: no delivery is claimed once a stop begins, and a send already started is given
+// a bounded grace to finish and be recorded. A send still running after it is abandoned:
+// its row stays "sending", which the next start treats as an interrupted send (above);
+// queued deliveries simply wait in the outbox for the next start.
+//
 // A small pool of threads sends; each provider has at most max_in_flight sends at once,
 // so a provider that stalls ties up only its own share and others keep delivering.
 //
@@ -66,6 +71,20 @@ class DeliveryWorker {
   // Finishes the delivery in progress, then stops. Idempotent.
   void Stop();
 
+  // Claims no more deliveries from now on; sends in progress go on. Returns at once.
+  // Thread-safe.
+  void BeginStop();
+
+  // Stops, waiting at most `grace_ms` for the sends in progress. Returns true when every
+  // thread finished. Returns false when a send outlived the grace: then nothing more is
+  // written to the store, and the caller must end the process without destroying this
+  // worker (its threads still run, detached).
+  bool StopWithin(std::int64_t grace_ms);
+
+  // Replaces the message templates for every send that starts from now on. Thread-safe.
+  // REQUIRES: every template of `message` passed ValidateTemplate.
+  void SetMessageSettings(MessageSettings message);
+
   // Thread-safe; cheap enough to call after every commit that queued a delivery.
   void Wake();
 
@@ -85,6 +104,9 @@ class DeliveryWorker {
   // Sends in progress right now, over all providers.
   int in_flight() const;
 
+  // Worker threads whose loop has not ended yet (including abandoned ones).
+  int running_threads() const;
+
  private:
   void Run(std::size_t index);
   void Beat(std::atomic<TimeMs>& heartbeat);
@@ -103,6 +125,8 @@ class DeliveryWorker {
   SmsProvider* ProviderAfter(const std::string& name) const;
   std::int64_t Backoff(int attempts_on_provider);
 
+  std::shared_ptr<const MessageSettings> message_settings() const;
+
   Store& store_;
   const CodeKeys& keys_;
   const Clock& clock_;
@@ -111,10 +135,16 @@ class DeliveryWorker {
   const DeliverySettings settings_;
   Metrics& metrics_;
 
-  mutable std::mutex mutex_;  // guards wake_, stop_ and in_flight_
+  mutable std::mutex mutex_;  // guards wake_, stop_, running_, in_flight_ and message_
   std::condition_variable wake_cv_;
+  std::condition_variable stopped_cv_;  // signalled when a thread's loop ends
   bool wake_ = false;
   bool stop_ = false;
+  int running_ = 0;  // threads whose loop has not ended
+  std::shared_ptr<const MessageSettings> message_;
+  // Held while an outcome is written, so that once abandoned_ is set no thread writes.
+  std::mutex record_mutex_;
+  bool abandoned_ = false;                // guarded by record_mutex_
   std::map<std::string, int> in_flight_;  // provider name -> sends in progress
   // Held from choosing which providers to skip until the claimed send is counted, so two
   // threads never both take a provider's last free slot.

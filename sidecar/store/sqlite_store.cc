@@ -561,7 +561,32 @@ class SqliteStore::Tx final : public StoreTx {
     return OkStatus();
   }
 
+  Result<int> DeleteEndedChallenges(TimeMs before, int limit) override {
+    // The deliveries go by ON DELETE CASCADE; sqlite3_changes counts the challenges alone.
+    return DeleteOldest(
+        "DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges "
+        "WHERE ended_at IS NOT NULL AND ended_at <= ?1 ORDER BY ended_at LIMIT ?2)",
+        before, limit, "deleting ended challenges");
+  }
+
+  Result<int> DeleteAuditEvents(TimeMs before, int limit) override {
+    return DeleteOldest(
+        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events "
+        "WHERE time <= ?1 ORDER BY time LIMIT ?2)",
+        before, limit, "deleting old audit events");
+  }
+
  private:
+  Result<int> DeleteOldest(const char* sql, TimeMs before, int limit, const char* context) {
+    auto s = Prepare(sql);
+    if (!s.ok()) return s.error();
+    (*s)->Bind(1, before);
+    (*s)->Bind(2, static_cast<std::int64_t>(limit));
+    Status ran = (*s)->Run(context);
+    if (!ran.ok()) return ran.error();
+    return sqlite3_changes(db_);
+  }
+
   // Statements are prepared once per SQL text and kept for the life of the connection.
   Result<std::unique_ptr<Statement>> Prepare(const std::string& sql) {
     auto it = cache_.find(sql);

@@ -93,6 +93,14 @@ class StoreTx {
 
   // Housekeeping: drops region counts, streaks and ended suspensions at or before `before`.
   virtual Status PruneAbuseState(TimeMs before) = 0;
+
+  // Retention: deletes at most `limit` challenges that ended at or before `before`, the
+  // oldest first, together with their deliveries. Returns how many challenges went.
+  virtual Result<int> DeleteEndedChallenges(TimeMs before, int limit) = 0;
+
+  // Retention: deletes at most `limit` audit events at or before `before`, the oldest first.
+  // Returns how many went.
+  virtual Result<int> DeleteAuditEvents(TimeMs before, int limit) = 0;
 };
 
 class Store {

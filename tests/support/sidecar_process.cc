@@ -293,6 +293,8 @@ SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(opti
   config_text_ = options_.config_toml;
   if (!config_text_.empty() && !limits.empty() && config_text_.back() != '\n') config_text_ += '\n';
   config_text_ += limits;
+  if (!options_.log_file.empty())
+    config_text_ = "log_file = \"" + log_path() + "\"\n" + config_text_;
   if (!config_text_.empty()) WriteFileBytes(config_path(), config_text_);
   Start();
 }
@@ -319,11 +321,16 @@ std::vector<std::string> SidecarProcess::Arguments() const {
   return args;
 }
 
+std::string SidecarProcess::log_path() const {
+  return options_.log_file.empty() ? "" : dir_.File(options_.log_file);
+}
+
 void SidecarProcess::Start() {
-  std::string err_path = dir_.File("stderr.log");
+  // With a log file, the start-up line is there; stderr has what came before it.
+  std::string err_path = options_.log_file.empty() ? dir_.File("stderr.log") : log_path();
   std::size_t offset = ReadFileBytes(err_path).size();  // earlier runs' lines come first
-  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), err_path, options_.env,
-               options_.passed_listen_fd);
+  pid_ = Spawn(Arguments(), dir_.path(), dir_.File("stdout.log"), dir_.File("stderr.log"),
+               options_.env, options_.passed_listen_fd);
   port_ = 0;
 
   auto fail = [&](const std::string& why) {

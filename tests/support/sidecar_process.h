@@ -82,6 +82,9 @@ struct SidecarOptions {
   // file descriptor 3, with LISTEN_FDS=1 and LISTEN_PID set to the sidecar's own pid. The
   // test keeps it open (and passes it again on Restart), as systemd would.
   int passed_listen_fd = -1;
+  // A file name in the folder: when set, the configuration starts with
+  // log_file = "DIR/NAME", and the start-up line is awaited in that file, not in stderr.
+  std::string log_file;
 
   // Start from every abuse limit off: resend_cooldown = "1s" (the smallest allowed), every
   // send and failure rule list empty, and the pumping guard disabled. Phone validation and
@@ -125,6 +128,8 @@ class SidecarProcess {
   std::string database_path() const { return dir_.File("otp.db"); }
   std::string sms_path() const { return dir_.File("sms.jsonl"); }
   std::string config_path() const { return dir_.File("config.toml"); }
+  // The log file of SidecarOptions::log_file ("" when there is none).
+  std::string log_path() const;
   // The configuration written to config_path() ("" when the sidecar runs without one).
   const std::string& config_text() const { return config_text_; }
 

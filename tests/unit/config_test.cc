@@ -776,4 +776,44 @@ cool_off = "2h"
     CHECK(Contains(problems, std::string(kOrigin) + ":6: limits.pumping.flor: unknown key"));
   }
 
+  TEST_CASE("[retention] and log_file default to 7 and 90 days and stderr") {
+    Config c = MustParse("");
+    CHECK(c.retention.challenges_ms == 7LL * 24 * 60 * 60 * 1000);
+    CHECK(c.retention.audit_ms == 90LL * 24 * 60 * 60 * 1000);
+    CHECK(c.log_file.empty());
+  }
+
+  TEST_CASE("[retention] periods and log_file are read and checked") {
+    Config c = MustParse(
+        "log_file = \"/var/log/otp-sidecar.log\"\n"
+        "[retention]\n"
+        "challenges = \"2d\"\n"
+        "audit = \"30d\"\n");
+    CHECK(c.log_file == "/var/log/otp-sidecar.log");
+    CHECK(c.retention.challenges_ms == 2LL * 24 * 60 * 60 * 1000);
+    CHECK(c.retention.audit_ms == 30LL * 24 * 60 * 60 * 1000);
+
+    std::string problems = Problems(
+        "[retention]\n"
+        "challenges = \"0d\"\n"
+        "audit = \"4000d\"\n"
+        "deliveries = \"1d\"\n");
+    CHECK(Contains(problems, std::string(kOrigin) + ":2: retention.challenges:"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":3: retention.audit: must be between"));
+    CHECK(Contains(problems, std::string(kOrigin) + ":4: retention.deliveries: unknown key"));
+  }
+
+  TEST_CASE("a loaded configuration remembers where it came from for reloading") {
+    TempDir dir;
+    ConfigOverrides flags;
+    flags.config_file = dir.File("otp.toml");
+    flags.sms_provider = "file";
+    WriteWholeFile(flags.config_file, "app_name = \"Acme\"\n");
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE(c.ok());
+    CHECK(c->source.config_file == flags.config_file);
+    CHECK(c->source.sms_provider == "file");
+  }
+
 }  // TEST_SUITE

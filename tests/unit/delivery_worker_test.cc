@@ -64,6 +64,12 @@ struct Harness : ServiceFixture {
   std::unique_ptr<DeliveryWorker> worker;
 };
 
+DeliverySettings StartedSettings(int workers) {
+  DeliverySettings settings = Settings();
+  settings.workers = workers;
+  return settings;
+}
+
 template <typename Predicate>
 bool Eventually(Predicate predicate) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -72,6 +78,19 @@ bool Eventually(Predicate predicate) {
     std::this_thread::yield();
   }
   return predicate();
+}
+
+// Starts the worker and a challenge whose send blocks in the provider until `release`;
+// returns the challenge id once the send is in progress.
+std::string StartBlockedSend(Harness& h, std::atomic<bool>& release) {
+  h.primary->OnSend([&release](const SmsMessage&) {
+    while (!release.load())
+      std::this_thread::yield();
+  });
+  REQUIRE(h.worker->Start().ok());
+  std::string id = h.Create();
+  REQUIRE(Eventually([&] { return h.worker->in_flight() == 1; }));
+  return id;
 }
 
 }  // namespace
@@ -567,6 +586,65 @@ TEST_SUITE("delivery_worker") {
     CHECK(Eventually([&] { return h.worker->alive(); }));
     h.worker->Stop();
     CHECK_FALSE(h.worker->alive());
+  }
+
+  TEST_CASE("a stop lets the send in progress finish and be recorded within the grace") {
+    std::atomic<bool> release{false};
+    Harness h(1, StartedSettings(1));
+    std::string id = StartBlockedSend(h, release);
+
+    h.worker->BeginStop();
+    std::string queued = h.Create("bob");  // after the stop began: stays in the outbox
+    release.store(true);
+    CHECK(h.worker->StopWithin(10'000));
+
+    CHECK(h.Latest(id).state == DeliveryState::kSent);
+    CHECK(h.Latest(queued).state == DeliveryState::kQueued);
+    CHECK(h.primary->sent().size() == 1);
+  }
+
+  TEST_CASE("a send that outlives the stop grace is left sending for the next start") {
+    std::atomic<bool> release{false};
+    Harness h(1, StartedSettings(2));
+    std::string id = StartBlockedSend(h, release);
+
+    auto started = std::chrono::steady_clock::now();
+    CHECK_FALSE(h.worker->StopWithin(100));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    CHECK(h.Latest(id).state == DeliveryState::kSending);
+
+    // The provider answers after all: nothing is written any more.
+    release.store(true);
+    REQUIRE(Eventually([&] { return h.worker->running_threads() == 0; }));
+    CHECK(h.Latest(id).state == DeliveryState::kSending);
+    CHECK(h.Trail(id) == std::vector<std::string>{"create/pending"});
+
+    // The next start treats it as any interrupted remote send.
+    std::vector<std::unique_ptr<SmsProvider>> providers;
+    providers.push_back(std::make_unique<FakeProvider>("primary"));
+    DeliveryWorker next(*h.store, h.keys, h.clock, h.random, std::move(providers), Settings());
+    REQUIRE(next.Start().ok());
+    next.Stop();
+    CHECK(h.Latest(id).state == DeliveryState::kUnknown);
+  }
+
+  TEST_CASE("new message settings apply to the next send") {
+    Harness h;
+    std::string first = h.Create();
+    CHECK(h.worker->DrainDue() == 1);
+    MessageSettings changed = Settings().message;
+    changed.template_text = "Your {app} code: {code}";
+    changed.app_name = "Globex";
+    changed.webotp_domain.clear();
+    h.worker->SetMessageSettings(changed);
+
+    std::string second = h.Create("bob");
+    CHECK(h.worker->DrainDue() == 1);
+
+    std::vector<SmsMessage> sent = h.primary->sent();
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[0].body == h.Expected(h.CodeOf(first)));
+    CHECK(sent[1].body == "Your Globex code: " + h.CodeOf(second));
   }
 
 }  // TEST_SUITE
