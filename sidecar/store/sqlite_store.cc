@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 
@@ -16,6 +17,8 @@ namespace {
 // How long a transaction waits for another process's write lock (an operator's sqlite3,
 // `otp-sidecar migrate`) before it fails.
 constexpr int kBusyTimeoutMs = 5000;
+// How long a monitoring read waits for the connection before it gives up.
+constexpr int kStatsWaitMs = 1000;
 
 Error SqliteError(sqlite3* db, const std::string& context) {
   int code = sqlite3_extended_errcode(db);
@@ -683,11 +686,22 @@ SqliteStore::~SqliteStore() {
 }
 
 Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
-  std::lock_guard<std::timed_mutex> lock(mutex_);
+  // The busy timeout is a budget for the whole wait, this process's queue included: when
+  // another process holds the write lock, requests queued here behind one another would
+  // otherwise each wait their own full timeout, one after the other.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
+  if (!lock.try_lock_until(deadline)) {
+    return MakeError("storage_unavailable", "the database is busy: timed out waiting for it");
+  }
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  sqlite3_busy_timeout(db_, static_cast<int>(std::max<std::int64_t>(left.count(), 1)));
 
   // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
   // overtaken by another process between its read and its write.
   Status begun = Exec(db_, "BEGIN IMMEDIATE", "starting transaction");
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   if (!begun.ok()) return begun;
 
   Tx tx(db_, statements_);
@@ -724,7 +738,11 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
 }
 
 Result<StoreStats> SqliteStore::ReadStats() {
-  std::lock_guard<std::timed_mutex> lock(mutex_);
+  // A scrape gives up soon rather than queue behind writers waiting on another process.
+  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::milliseconds(kStatsWaitMs))) {
+    return MakeError("storage_unavailable", "the database is busy: timed out waiting for it");
+  }
 
   // Each statement reads in its own implicit transaction: WAL readers take no write lock,
   // so neither this process's writers nor another process's wait on a scrape.

@@ -110,7 +110,9 @@ class Store {
   // Runs `body` in one write transaction: commits when it returns ok, rolls back when it
   // returns an error (which is passed on) or when the commit fails. Transactions are
   // serialised, so `body` sees and changes a consistent snapshot: this is what makes
-  // concurrent verifies of one challenge compare no more codes than allowed. Thread-safe.
+  // concurrent verifies of one challenge compare no more codes than allowed. Waits a few
+  // seconds at most, in all, for its turn and the database's write lock, then errors with
+  // "storage_unavailable". Thread-safe.
   virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
 
   // Checks that a write transaction could start now, waiting at most `timeout_ms` for the
@@ -118,9 +120,9 @@ class Store {
   // read-only, locked by another writer for longer than the timeout, or gone. It does not
   // prove there is free space: that shows only when a commit fails. Thread-safe.
   virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
-  // Reads figures for monitoring outside any write transaction: it waits at most for the
-  // transaction in progress, and never holds writers back for longer than a few small
-  // reads. Errors with "storage_unavailable". Thread-safe.
+  // Reads figures for monitoring outside any write transaction: it waits at most a second
+  // for the connection, and never holds writers back for longer than a few small reads.
+  // Errors with "storage_unavailable". Thread-safe.
   virtual Result<StoreStats> ReadStats() = 0;
 };
 

@@ -4,8 +4,10 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <future>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "store/migrations.h"
 #include "support/fakes.h"
@@ -826,6 +828,45 @@ TEST_SUITE("sqlite_store") {
     sqlite3_close(other);
     CHECK(store->ProbeWritable(1000).ok());
     Insert(*store, MakeChallenge("ch_after_probe", "alice", kNow));  // the store still writes
+  }
+
+  TEST_CASE("transactions queued behind another process's lock share one busy timeout") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+
+    // Each waited its own 5 s, one after the other, before; now all give up within one.
+    using Clock = std::chrono::steady_clock;
+    auto started = Clock::now();
+    std::vector<std::future<std::pair<Status, Clock::duration>>> waits;
+    for (int i = 0; i < 3; ++i) {
+      waits.push_back(std::async(std::launch::async, [&store, started] {
+        Status status = store->Transact([](StoreTx&) { return OkStatus(); });
+        return std::make_pair(status, Clock::now() - started);
+      }));
+    }
+    while (std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count() <
+           200) {
+      std::this_thread::yield();  // let one transaction take the connection first
+    }
+    auto scrape_started = Clock::now();
+    Result<StoreStats> stats = store->ReadStats();
+    auto scrape_took = Clock::now() - scrape_started;
+
+    for (auto& wait : waits) {
+      auto [status, took] = wait.get();
+      REQUIRE_FALSE(status.ok());
+      CHECK(status.error().code == "storage_unavailable");
+      CHECK(took < std::chrono::seconds(9));  // one 5 s budget and a margin, not three
+    }
+    CHECK_FALSE(stats.ok());
+    CHECK(scrape_took < std::chrono::seconds(4));  // gives up after about a second
+    REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    Insert(*store, MakeChallenge("ch_after_busy", "alice", kNow));
   }
 
   TEST_CASE("ReadStats counts queued deliveries only") {
