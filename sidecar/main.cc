@@ -1,6 +1,7 @@
 // otp-sidecar: SMS one-time codes for a login server on the same host.
 
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,17 @@ int main(int argc, char** argv) {
 
   Result<Config> config = LoadConfig(line->overrides, ProcessEnvironment());
   if (!config.ok()) {
-    std::fprintf(stderr, "otp-sidecar: invalid configuration:\n%s\n",
-                 config.error().message.c_str());
+    // The same "error: ..." lines check-config prints for every other problem it finds.
+    std::string lines;
+    std::istringstream problems(config.error().message);
+    for (std::string problem; std::getline(problems, problem);) {
+      if (!problem.empty()) lines += "error: " + problem + "\n";
+    }
+    if (line->command == Command::kCheckConfig) {
+      std::printf("%sconfiguration has errors\n", lines.c_str());
+    } else {
+      std::fprintf(stderr, "otp-sidecar: invalid configuration:\n%s", lines.c_str());
+    }
     return 2;
   }
   switch (line->command) {

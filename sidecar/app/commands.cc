@@ -89,17 +89,23 @@ void CheckKeyFile(const Config& config, std::vector<std::string>& problems) {
 // socket group, the Unix sockets' folders and paths, the caller token files.
 std::vector<std::string> ListenProblems(const Config& config) {
   std::vector<std::string> problems;
+  // Each with where its key was set, like every other configuration problem.
+  auto add = [&](const std::string& key, std::string message) {
+    if (message.rfind(key + ": ", 0) == 0) message.erase(0, key.size() + 2);
+    problems.push_back(config.Problem(key, message));
+  };
+
   if (!config.socket_group.empty()) {
     Result<gid_t> group = ResolveGroup(config.socket_group);
-    if (!group.ok()) problems.push_back(group.error().message);
+    if (!group.ok()) add("socket_group", group.error().message);
   }
   for (const ListenAddress& address : config.listen_addresses) {
     if (!address.is_unix()) continue;
     Status path = CheckUnixSocketPath(address.unix_path);
-    if (!path.ok()) problems.push_back("listen: " + path.error().message);
+    if (!path.ok()) add("listen", path.error().message);
   }
   Result<CallerAuth> auth = MakeCallerAuth(config.auth);
-  if (!auth.ok()) problems.push_back(auth.error().message);
+  if (!auth.ok()) add("auth.token_files", auth.error().message);
   return problems;
 }
 

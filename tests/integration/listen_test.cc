@@ -197,7 +197,7 @@ TEST_CASE("a listen path that is not a socket is refused by serve and check-conf
     ExitResult checked = RunSidecarToExit(
         {"check-config", "--listen", address, "--database", dir.File("otp.db")}, dir.path());
     CHECK(checked.exit_code == 2);
-    CHECK(checked.out.find("error: listen: cannot listen on " + address) != std::string::npos);
+    CHECK(checked.out.find("listen: cannot listen on " + address) != std::string::npos);
   }
   CHECK(ReadFileBytes(path) == "precious");
 
