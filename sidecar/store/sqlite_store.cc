@@ -728,13 +728,22 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
     return MakeError("storage_unavailable", "the database is busy: a transaction is waiting");
   }
 
-  // BEGIN IMMEDIATE takes the write lock, which fails on a read-only file or folder and
-  // waits (here only briefly) while another process holds it; nothing is written.
+  // BEGIN IMMEDIATE waits (here only briefly) while another process holds the write lock.
+  // Taking the lock is not enough: a file made read-only, or a full disk, under a running
+  // process fails only when a commit writes, so the probe commits a one-row update.
   sqlite3_busy_timeout(db_, static_cast<int>(timeout_ms));
   Status begun = Exec(db_, "BEGIN IMMEDIATE", "probing for writes");
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   if (!begun.ok()) return begun;
-  return Exec(db_, "ROLLBACK", "ending the write probe");
+
+  Status written = Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
+                        "writing the readiness probe");
+  if (written.ok()) written = Exec(db_, "COMMIT", "committing the readiness probe");
+  if (!written.ok() && !sqlite3_get_autocommit(db_)) {
+    Status ignored = Exec(db_, "ROLLBACK", "ending the write probe");
+    (void)ignored;
+  }
+  return written;
 }
 
 Result<StoreStats> SqliteStore::ReadStats() {

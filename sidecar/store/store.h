@@ -115,10 +115,11 @@ class Store {
   // "storage_unavailable". Thread-safe.
   virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
 
-  // Checks that a write transaction could start now, waiting at most `timeout_ms` for the
-  // write lock, and changes nothing. Errors with "storage_unavailable" when the database is
-  // read-only, locked by another writer for longer than the timeout, or gone. It does not
-  // prove there is free space: that shows only when a commit fails. Thread-safe.
+  // Checks that a write reaches the database now, waiting at most `timeout_ms` for the
+  // write lock: it commits a one-row update of its own (readiness_probe), and touches
+  // nothing else. Errors with "storage_unavailable" when the database is read-only (even if
+  // made so while open), cannot be written (a full disk), is locked by another writer for
+  // longer than the timeout, or is gone. Thread-safe.
   virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
   // Reads figures for monitoring outside any write transaction: it waits at most a second
   // for the connection, and never holds writers back for longer than a few small reads.
