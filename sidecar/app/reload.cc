@@ -57,6 +57,10 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   const Config& b = loaded;
   std::vector<std::pair<const char*, bool>> keys = {
       {"listen", a.listen == b.listen},
+      {"socket_group", a.socket_group == b.socket_group},
+      {"allow_remote", a.allow_remote == b.allow_remote},
+      {"auth", a.auth.token_files == b.auth.token_files &&
+                   a.auth.metrics_require_token == b.auth.metrics_require_token},
       {"database", a.database == b.database},
       {"key_file", a.key_file == b.key_file},
       {"log_level", a.log_level == b.log_level},
@@ -103,7 +107,8 @@ bool ReloadOnHangup(const Config& running, DeliveryWorker& worker) {
   Log(LogLevel::kInfo, "main", "SIGHUP received; reloading templates",
       {{"config", running.source.config_file}});
 
-  Result<Config> loaded = LoadConfig(running.source);
+  // The same environment as at start: OTP_SIDECAR_* variables override the file again.
+  Result<Config> loaded = LoadConfig(running.source, ProcessEnvironment());
   if (!loaded.ok()) {
     Log(LogLevel::kError, "main", "configuration not reloaded; the templates in use stay",
         {{"error", loaded.error().message}});

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -384,6 +385,12 @@ Result<Config> ParseConfigText(const std::string& text, const std::string& origi
 Result<Config> LoadConfig(const ConfigOverrides& overrides, const Environment& environment) {
   if (overrides.config_file.empty()) return Parse("", "", environment, &overrides);
 
+  // A folder opens as an empty stream: read as an empty file, it would start the sidecar
+  // on every default, auth off included.
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(overrides.config_file, error)) {
+    return MakeError("invalid_config", overrides.config_file + ": cannot be read (not a file)");
+  }
   std::ifstream in(overrides.config_file, std::ios::binary);
   if (!in) {
     return MakeError("invalid_config", overrides.config_file + ": cannot be read");

@@ -101,7 +101,8 @@ struct Config {
   // demand up to http_max_threads; idle connections are closed after keep_alive_timeout.
   int http_min_threads = 8;
   int http_max_threads = 512;
-  std::int64_t http_keep_alive_timeout_ms = 5000;
+  // Short, because a stop waits for idle keep-alive connections to time out (see SIGTERM).
+  std::int64_t http_keep_alive_timeout_ms = 2000;
   std::int64_t http_request_timeout_ms = 5000;
 
   // Delivery: sends tried per provider (1 + delivery.max_retries), provider timeouts, the

@@ -17,6 +17,8 @@ namespace {
 // How long a transaction waits for another process's write lock (an operator's sqlite3,
 // `otp-sidecar migrate`) before it fails.
 constexpr int kBusyTimeoutMs = 5000;
+// How long a checkpoint at shutdown waits for other processes' readers and writers.
+constexpr int kCheckpointWaitMs = 1000;
 // How long a monitoring read waits for the connection before it gives up.
 constexpr int kStatsWaitMs = 1000;
 
@@ -676,7 +678,13 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
 }
 
 SqliteStore::SqliteStore(sqlite3* db, int schema_version, std::string path)
-    : db_(db), schema_version_(schema_version), path_(std::move(path)) {}
+    : db_(db), schema_version_(schema_version), path_(std::move(path)) {
+  struct stat opened {};
+  if (::stat(path_.c_str(), &opened) == 0) {
+    opened_device_ = opened.st_dev;
+    opened_inode_ = opened.st_ino;
+  }
+}
 
 SqliteStore::~SqliteStore() {
   std::lock_guard<std::timed_mutex> lock(mutex_);
@@ -728,6 +736,14 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
     return MakeError("storage_unavailable", "the database is busy: a transaction is waiting");
   }
 
+  // Writes to a file that was deleted or moved away still succeed, and are lost at the
+  // next start: the path must still lead to the file this store opened.
+  struct stat now {};
+  if (::stat(path_.c_str(), &now) != 0 || now.st_dev != opened_device_ ||
+      now.st_ino != opened_inode_) {
+    return MakeError("storage_unavailable", "the database file was moved or deleted");
+  }
+
   // BEGIN IMMEDIATE waits (here only briefly) while another process holds the write lock.
   // Taking the lock is not enough: a file made read-only, or a full disk, under a running
   // process fails only when a commit writes, so the probe commits a one-row update.
@@ -772,7 +788,16 @@ Result<StoreStats> SqliteStore::ReadStats() {
 
 Status SqliteStore::Checkpoint() {
   std::lock_guard<std::timed_mutex> lock(mutex_);
-  return Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing WAL");
+
+  // The pragma reports a checkpoint that readers or writers held back only in its result
+  // row; the C call returns SQLITE_BUSY for it. A short wait keeps a stop short.
+  sqlite3_busy_timeout(db_, kCheckpointWaitMs);
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  if (rc == SQLITE_OK) return OkStatus();
+  return MakeError("storage_unavailable",
+                   std::string("checkpointing the WAL: ") + sqlite3_errstr(rc) +
+                       " (another process is reading or writing the database)");
 }
 
 }  // namespace sidecar

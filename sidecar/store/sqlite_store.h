@@ -4,6 +4,8 @@
 // challenge survives power loss), foreign keys on and a busy timeout so that a second
 // process (such as `otp-sidecar migrate` or an operator's sqlite3) waits instead of failing.
 
+#include <sys/types.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,7 +37,9 @@ class SqliteStore final : public Store {
   // The schema version recorded in PRAGMA user_version.
   int schema_version() const { return schema_version_; }
 
-  // Checkpoints the WAL into the main file (used at clean shutdown).
+  // Checkpoints the WAL into the main file (used at clean shutdown), waiting at most a
+  // second for readers and writers of other processes. Errors with "storage_unavailable"
+  // when it could not copy and truncate the whole log.
   Status Checkpoint();
 
  private:
@@ -49,6 +53,9 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
   int schema_version_;
   const std::string path_;  // the database file, for the size of its -wal file
+  // The file opened, so that one moved or deleted under the running process is noticed.
+  dev_t opened_device_ = 0;
+  ino_t opened_inode_ = 0;
 };
 
 }  // namespace sidecar

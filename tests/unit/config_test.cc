@@ -82,7 +82,7 @@ TEST_SUITE("config") {
     CHECK(c.sms_file_path == "sms.jsonl");
     CHECK(c.http_min_threads == 8);
     CHECK(c.http_max_threads == 512);
-    CHECK(c.http_keep_alive_timeout_ms == 5000);
+    CHECK(c.http_keep_alive_timeout_ms == 2000);
     CHECK(c.http_request_timeout_ms == 5000);
     CHECK(c.delivery_max_attempts == 6);  // 1 + delivery.max_retries (5)
     CHECK(c.delivery_connect_timeout_ms == 3000);
@@ -539,6 +539,17 @@ max_in_flight = 5
     REQUIRE_FALSE(c.ok());
     CHECK(c.error().code == "invalid_config");
     CHECK(Contains(c.error().message, flags.config_file));
+  }
+
+  TEST_CASE("a folder given as the config file is an error, not an empty configuration") {
+    TempDir dir;
+    ConfigOverrides flags;
+    flags.config_file = dir.path();
+
+    Result<Config> c = LoadConfig(flags);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code == "invalid_config");
+    CHECK(Contains(c.error().message, "cannot be read"));
   }
 
   TEST_CASE("key_file defaults to otp-sidecar.key beside the database") {

@@ -72,6 +72,19 @@ TEST_SUITE("reload") {
     CHECK(f.SendOne("carol", "fr-CA").rfind("Code Globex : ", 0) == 0);
   }
 
+  TEST_CASE("a reload keeps the OTP_SIDECAR_* variables' overrides") {
+    ReloadFixture f;
+    Config running = MustLoad(f.config_path);
+    ScopedEnv app("OTP_SIDECAR_APP_NAME", std::string("EnvApp"));
+    ScopedEnv text("OTP_SIDECAR_SMS_TEMPLATE", std::string("Code {code} for {app}"));
+
+    CHECK(ReloadOnHangup(running, *f.worker));
+
+    std::string sent = f.SendOne("alice");
+    CHECK(sent.rfind("Code ", 0) == 0);
+    CHECK(sent.find(" for EnvApp") != std::string::npos);
+  }
+
   TEST_CASE("an invalid file is refused and the running templates stay") {
     ReloadFixture f;
     Config running = MustLoad(f.config_path);
@@ -92,12 +105,15 @@ TEST_SUITE("reload") {
     WriteWholeFile(path,
                    "app_name = \"Other\"\n"
                    "listen = \"127.0.0.1:9000\"\n"
+                   "socket_group = \"0\"\n"
+                   "[auth]\ntoken_files = [\"api-token\"]\n"
                    "[code]\nttl = \"2m\"\n"
                    "[sms]\ntemplate = \"{code}\"\nwebotp_domain = \"example.com\"\n"
                    "[limits]\nuser_sends = [\"1/1m\"]\n"
                    "[retention]\naudit = \"1d\"\n");
     std::vector<std::string> keys = KeysNeedingRestart(running, MustLoad(path));
-    CHECK(keys == std::vector<std::string>{"listen", "code", "limits", "retention"});
+    CHECK(keys == std::vector<std::string>{"listen", "socket_group", "auth", "code", "limits",
+                                           "retention"});
   }
 
   TEST_CASE("the running code lifetime stays in the reloaded templates") {

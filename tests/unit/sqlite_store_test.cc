@@ -869,6 +869,38 @@ TEST_SUITE("sqlite_store") {
     Insert(*store, MakeChallenge("ch_after_busy", "alice", kNow));
   }
 
+  TEST_CASE("ProbeWritable fails once the database file is moved away") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+    REQUIRE(store->ProbeWritable(1000).ok());
+
+    std::filesystem::rename(path, dir.File("moved.db"));
+
+    Status probe = store->ProbeWritable(1000);
+    REQUIRE_FALSE(probe.ok());
+    CHECK(probe.error().code == "storage_unavailable");
+    CHECK(probe.error().message.find("moved or deleted") != std::string::npos);
+  }
+
+  TEST_CASE("Checkpoint reports a log it could not truncate because another process reads") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+    Insert(*store, MakeChallenge("ch_before_reader", "alice", kNow));
+    sqlite3* reader = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &reader) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM challenges;", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+
+    Status held_back = store->Checkpoint();
+
+    CHECK_FALSE(held_back.ok());
+    REQUIRE(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(reader);
+    CHECK(store->Checkpoint().ok());
+  }
+
   TEST_CASE("ReadStats counts queued deliveries only") {
     TempDir dir;
     auto store = OpenStore(dir.File("otp.db"));
