@@ -371,7 +371,9 @@ Result<gid_t> ResolveGroup(const std::string& name) {
 
   unsigned long id = 0;
   auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-  if (ec == std::errc() && end == name.data() + name.size() && !name.empty()) {
+  // (gid_t)-1 means "leave the group" to chown, and larger numbers would wrap around.
+  bool number = ec == std::errc() && end == name.data() + name.size() && !name.empty();
+  if (number && id < static_cast<unsigned long>(static_cast<gid_t>(-1))) {
     return static_cast<gid_t>(id);
   }
   return MakeError("invalid_config", "socket_group: there is no group \"" + name + "\"");

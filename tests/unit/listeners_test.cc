@@ -144,6 +144,9 @@ TEST_SUITE("listeners") {
     REQUIRE(numeric.ok());
     CHECK(*numeric == ::getegid());
     CHECK_FALSE(ResolveGroup("no-such-group-for-otp-sidecar").ok());
+    CHECK_FALSE(ResolveGroup("4294967295").ok());  // chown's "leave the group"
+    CHECK_FALSE(ResolveGroup("4294967296").ok());  // would wrap around to root
+    CHECK_FALSE(ResolveGroup("-1").ok());
   }
 
   TEST_CASE("TCP and Unix listeners together, with the kernel's port for port 0") {
