@@ -277,8 +277,8 @@ DeliverySettings MakeDeliverySettings(const Config& config) {
 // When one fails to accept, all stop, so the service manager sees the process end.
 class Servers {
  public:
-  Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth,
-          const ServerSettings& settings, Metrics& metrics) {
+  Servers(ListenerSet& listeners, Api& api, const CallerAuth& auth, const ServerSettings& settings,
+          Metrics& metrics) {
     for (std::size_t i = 0; i < listeners.listeners().size(); ++i) {
       Listener listener = listeners.listeners()[i];
       listener.fd = listeners.TakeFd(i);
@@ -392,11 +392,10 @@ int RunServe(const Config& config) {
   std::size_t activated = 0;
   for (const Listener& listener : listeners->listeners())
     activated += listener.activated ? 1 : 0;
-  Servers servers(
-      *listeners, api, *auth,
-      ServerSettings{config.http_min_threads, config.http_max_threads,
-                     config.http_keep_alive_timeout_ms, config.http_request_timeout_ms},
-      metrics);
+  Servers servers(*listeners, api, *auth,
+                  ServerSettings{config.http_min_threads, config.http_max_threads,
+                                 config.http_keep_alive_timeout_ms, config.http_request_timeout_ms},
+                  metrics);
 
   Status started = worker.Start();
   if (!started.ok()) return Fail("cannot start the delivery worker", started.error());

@@ -99,11 +99,11 @@ std::string RouteOf(const std::string& path) {
 }
 
 std::vector<std::pair<std::string, std::string>> ApiRoutes() {
-  return {{kReadyz, "GET"},           {kReadyz, "HEAD"},
-          {kHealthz, "GET"},          {kHealthz, "HEAD"},        {kMetrics, "GET"},
-          {kMetrics, "HEAD"},         {kChallenges, "POST"},     {kVerify, "POST"},
-          {kChallenge, "GET"},        {kChallenge, "HEAD"},      {kChallenge, "DELETE"},
-          {kChallengeVerify, "POST"}, {kChallengeResend, "POST"}};
+  return {{kReadyz, "GET"},          {kReadyz, "HEAD"},      {kHealthz, "GET"},
+          {kHealthz, "HEAD"},        {kMetrics, "GET"},      {kMetrics, "HEAD"},
+          {kChallenges, "POST"},     {kVerify, "POST"},      {kChallenge, "GET"},
+          {kChallenge, "HEAD"},      {kChallenge, "DELETE"}, {kChallengeVerify, "POST"},
+          {kChallengeResend, "POST"}};
 }
 
 HttpResponse ProblemResponse(const Error& error, const std::string& instance) {
