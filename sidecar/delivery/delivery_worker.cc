@@ -396,11 +396,12 @@ Status DeliveryWorker::Record(const DeliveryJob& job, const SendOutcome& outcome
     case SendOutcome::Kind::kPermanentFailure: {
       d.error = outcome.reason;
       bool permanent = outcome.kind == SendOutcome::Kind::kPermanentFailure;
-      std::int64_t delay =
-          outcome.retry_after_ms > 0 ? outcome.retry_after_ms : Backoff(d.provider_attempts);
+      std::int64_t delay = permanent                    ? 0
+                           : outcome.retry_after_ms > 0 ? outcome.retry_after_ms
+                                                        : Backoff(d.provider_attempts);
       // A provider that asks to wait past the challenge's end (a long Retry-After) has as
       // good as run out of retries: the code is useless by the time it would go.
-      bool waits_too_long = now + delay >= job.challenge.expires_at;
+      bool waits_too_long = !permanent && now + delay >= job.challenge.expires_at;
       bool give_up_here =
           permanent || d.provider_attempts >= settings_.max_attempts || waits_too_long;
       // A bad number fails on every provider; only a provider's own failure (or retries
