@@ -693,12 +693,12 @@ SqliteStore::~SqliteStore() {
   sqlite3_close(db_);
 }
 
-Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
-  // The busy timeout is a budget for the whole wait, this process's queue included: when
-  // another process holds the write lock, requests queued here behind one another would
-  // otherwise each wait their own full timeout, one after the other.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
-  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
+Status SqliteStore::BeginWithin(std::unique_lock<std::timed_mutex>& lock, std::int64_t wait_ms,
+                                const char* context) {
+  // One budget for the whole wait, this process's queue included: when another process
+  // holds the write lock, callers queued here behind one another would otherwise each wait
+  // their own full timeout, one after the other.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   if (!lock.try_lock_until(deadline)) {
     return MakeError("storage_unavailable", "the database is busy: timed out waiting for it");
   }
@@ -708,21 +708,14 @@ Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
 
   // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
   // overtaken by another process between its read and its write.
-  Status begun = Exec(db_, "BEGIN IMMEDIATE", "starting transaction");
+  Status begun = Exec(db_, "BEGIN IMMEDIATE", context);
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  if (!begun.ok()) return begun;
+  return begun;
+}
 
-  Tx tx(db_, statements_);
-  Status result = OkStatus();
-  try {
-    result = body(tx);
-  } catch (...) {
-    // Never leave the connection inside the transaction: every later BEGIN would fail.
-    Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
-    (void)ignored;
-    throw;
-  }
+Status SqliteStore::Finish(Status result) {
   if (result.ok()) result = Exec(db_, "COMMIT", "committing transaction");
+  // Never leave the connection inside the transaction: every later BEGIN would fail.
   if (!result.ok() && !sqlite3_get_autocommit(db_)) {
     Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
     (void)ignored;
@@ -730,12 +723,24 @@ Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
   return result;
 }
 
-Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
+Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
   std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
-  if (!lock.try_lock_for(std::chrono::milliseconds(timeout_ms))) {
-    return MakeError("storage_unavailable", "the database is busy: a transaction is waiting");
-  }
+  Status begun = BeginWithin(lock, kBusyTimeoutMs, "starting transaction");
+  if (!begun.ok()) return begun;
 
+  Tx tx(db_, statements_);
+  Status result = OkStatus();
+  try {
+    result = body(tx);
+  } catch (...) {
+    Status rolled_back = Finish(MakeError("internal_error", "the transaction threw"));
+    (void)rolled_back;
+    throw;
+  }
+  return Finish(result);
+}
+
+Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
   // Writes to a file that was deleted or moved away still succeed, and are lost at the
   // next start: the path must still lead to the file this store opened.
   struct stat now {};
@@ -744,22 +749,13 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
     return MakeError("storage_unavailable", "the database file was moved or deleted");
   }
 
-  // BEGIN IMMEDIATE waits (here only briefly) while another process holds the write lock.
-  // Taking the lock is not enough: a file made read-only, or a full disk, under a running
-  // process fails only when a commit writes, so the probe commits a one-row update.
-  sqlite3_busy_timeout(db_, static_cast<int>(timeout_ms));
-  Status begun = Exec(db_, "BEGIN IMMEDIATE", "probing for writes");
-  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  // Taking the write lock is not enough: a file made read-only, or a full disk, under a
+  // running process fails only when a commit writes, so the probe commits a one-row update.
+  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
+  Status begun = BeginWithin(lock, timeout_ms, "probing for writes");
   if (!begun.ok()) return begun;
-
-  Status written = Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
-                        "writing the readiness probe");
-  if (written.ok()) written = Exec(db_, "COMMIT", "committing the readiness probe");
-  if (!written.ok() && !sqlite3_get_autocommit(db_)) {
-    Status ignored = Exec(db_, "ROLLBACK", "ending the write probe");
-    (void)ignored;
-  }
-  return written;
+  return Finish(Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
+                     "writing the readiness probe"));
 }
 
 Result<StoreStats> SqliteStore::ReadStats() {

@@ -46,6 +46,13 @@ class SqliteStore final : public Store {
   class Tx;
   SqliteStore(sqlite3* db, int schema_version, std::string path);
 
+  // Takes `lock` (on mutex_) and the database's write lock, both within `wait_ms` in all;
+  // errors with "storage_unavailable" when either cannot be had in time.
+  Status BeginWithin(std::unique_lock<std::timed_mutex>& lock, std::int64_t wait_ms,
+                     const char* context);
+  // Commits when `result` is ok, else rolls back; returns `result` or the commit's error.
+  Status Finish(Status result);
+
   // Guards db_ and statements_. Timed, so that a readiness probe gives up rather than queue
   // behind transactions that wait on another process's lock.
   std::timed_mutex mutex_;
