@@ -90,22 +90,21 @@ void CheckKeyFile(const Config& config, std::vector<std::string>& problems) {
 std::vector<std::string> ListenProblems(const Config& config) {
   std::vector<std::string> problems;
   // Each with where its key was set, like every other configuration problem.
-  auto add = [&](const std::string& key, std::string message) {
-    if (message.rfind(key + ": ", 0) == 0) message.erase(0, key.size() + 2);
-    problems.push_back(config.Problem(key, message));
+  auto add = [&](const std::string& key, const Error& error) {
+    problems.push_back(config.Problem(key, error.message));
   };
 
   if (!config.socket_group.empty()) {
     Result<gid_t> group = ResolveGroup(config.socket_group);
-    if (!group.ok()) add("socket_group", group.error().message);
+    if (!group.ok()) add("socket_group", group.error());
   }
   for (const ListenAddress& address : config.listen_addresses) {
     if (!address.is_unix()) continue;
     Status path = CheckUnixSocketPath(address.unix_path);
-    if (!path.ok()) add("listen", path.error().message);
+    if (!path.ok()) add("listen", path.error());
   }
   Result<CallerAuth> auth = MakeCallerAuth(config.auth);
-  if (!auth.ok()) add("auth.token_files", auth.error().message);
+  if (!auth.ok()) add("auth.token_files", auth.error());
   return problems;
 }
 

@@ -90,16 +90,19 @@ Result<CallerAuth> MakeCallerAuth(const AuthConfig& config) {
     Result<std::string> token = ReadSecret(file, "");
     if (!token.ok()) {
       wipe();
-      return token.error().WithContext("auth.token_files");
+      Error error = token.error();
+      error.field = "auth.token_files";
+      return error;
     }
     tokens.push_back(std::move(token).value());
     const std::string& read = tokens.back();
     if (read.size() < kMinTokenLength || !IsVisibleAscii(read)) {
       wipe();
       return MakeError("invalid_secret",
-                       "auth.token_files: token file " + file +
+                       "token file " + file +
                            " must hold one token of at least 16 visible ASCII characters "
-                           "(for example from: openssl rand -hex 32)");
+                           "(for example from: openssl rand -hex 32)",
+                       "auth.token_files");
     }
   }
 

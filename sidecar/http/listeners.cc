@@ -323,7 +323,9 @@ Status ListenerSet::BindConfigured(const std::vector<ListenAddress>& addresses,
   std::optional<gid_t> group;
   if (!options.socket_group.empty()) {
     Result<gid_t> resolved = ResolveGroup(options.socket_group);
-    if (!resolved.ok()) return MakeError("listen_failed", resolved.error().message);
+    if (!resolved.ok()) {
+      return MakeError("listen_failed", "socket_group: " + resolved.error().message);
+    }
     group = *resolved;
   }
 
@@ -376,7 +378,7 @@ Result<gid_t> ResolveGroup(const std::string& name) {
   if (number && id < static_cast<unsigned long>(static_cast<gid_t>(-1))) {
     return static_cast<gid_t>(id);
   }
-  return MakeError("invalid_config", "socket_group: there is no group \"" + name + "\"");
+  return MakeError("invalid_config", "there is no group \"" + name + "\"", "socket_group");
 }
 
 Status CheckUnixSocketPath(const std::string& path) {

@@ -76,8 +76,8 @@ class ListenerSet {
   std::vector<Listener> listeners_;
 };
 
-// The group id for `name` (a group name or a number). Errors ("invalid_config") when no
-// such group exists.
+// The group id for `name` (a group name or a number). Errors ("invalid_config", field
+// "socket_group") when no such group exists.
 Result<gid_t> ResolveGroup(const std::string& name);
 
 // What would stop a Unix socket from being made at `path`, without touching it: a path that

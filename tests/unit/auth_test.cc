@@ -50,7 +50,7 @@ void CheckRefusedFile(const Result<CallerAuth>& auth, const std::string& message
   REQUIRE_FALSE(auth.ok());
   CHECK(auth.error().code == "invalid_secret");
   CHECK_MESSAGE(auth.error().message.find(message_part) != std::string::npos, auth.error().message);
-  CHECK(auth.error().message.find("auth.token_files") != std::string::npos);
+  CHECK(auth.error().field == "auth.token_files");
 }
 
 }  // namespace
