@@ -181,7 +181,8 @@ inline std::vector<std::string> Lines(const std::string& text) {
 // lower-case keys with plain or quoted values.
 inline void CheckLogLines(const std::string& log) {
   static const std::regex kLine(
-      R"(^ts=\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z level=(debug|info|warn|error) subsystem=[a-z]+ msg=("[^"]*"|\S+)( [a-z_]+=("([^"\\]|\\.)*"|[^ "]+))*$)");
+      R"(^ts=\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z level=(debug|info|warn|error) )"
+      R"(subsystem=[a-z]+ msg=("[^"]*"|\S+)( [a-z_]+=("([^"\\]|\\.)*"|[^ "]+))*$)");
   for (const std::string& line : Lines(log)) {
     INFO("log line: ", line);
     CHECK(std::regex_match(line, kLine));
