@@ -106,6 +106,15 @@ void CounterFamily::Add(const LabelValues& values, std::uint64_t amount) {
   series_.Get(values).fetch_add(amount, std::memory_order_relaxed);
 }
 
+void CounterFamily::RaiseTo(const LabelValues& values, std::uint64_t total) {
+  if (!Fits(values)) return;
+  std::atomic<std::uint64_t>& cell = series_.Get(values);
+  std::uint64_t seen = cell.load(std::memory_order_relaxed);
+  // Two scrapes may race; the larger of their readings wins.
+  while (seen < total && !cell.compare_exchange_weak(seen, total, std::memory_order_relaxed)) {
+  }
+}
+
 std::uint64_t CounterFamily::Value(const LabelValues& values) const {
   const std::atomic<std::uint64_t>* cell = series_.Find(values);
   return cell == nullptr ? 0 : cell->load(std::memory_order_relaxed);

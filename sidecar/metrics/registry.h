@@ -114,6 +114,9 @@ class CounterFamily final : public MetricFamily {
 
   // Adds `amount` to the series. Ignored when `values` does not fit the label names.
   void Add(const LabelValues& values, std::uint64_t amount = 1);
+  // Raises the series to `total` when it is below: for a count kept elsewhere and read at
+  // scrape time, which can never make the series go down.
+  void RaiseTo(const LabelValues& values, std::uint64_t total);
   // Makes the series show 0 until its first Add.
   void Declare(const LabelValues& values) { Add(values, 0); }
   // The series' value; 0 when it was never made.

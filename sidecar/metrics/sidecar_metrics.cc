@@ -49,7 +49,12 @@ SidecarMetrics::SidecarMetrics(Store& store, const KnownLabels& known, const std
       outbox_depth_(registry_.Gauge("otp_sidecar_outbox_depth",
                                     "Deliveries queued, waiting to be sent or retried.")),
       database_bytes_(registry_.Gauge("otp_sidecar_database_size_bytes",
-                                      "Size of the database on disk, write-ahead log included.")) {
+                                      "Size of the database on disk, write-ahead log included.")),
+      store_transactions_(registry_.Counter("otp_sidecar_store_transactions_total",
+                                            "Store transactions run, failed ones included.")),
+      store_commits_(registry_.Counter("otp_sidecar_store_commits_total",
+                                       "Database commits; transactions that arrive together "
+                                       "share one (group commit).")) {
   registry_
       .Gauge("otp_sidecar_build_info", "Always 1; the version of the running build.", {"version"})
       .Set({version}, 1);
@@ -61,6 +66,8 @@ SidecarMetrics::SidecarMetrics(Store& store, const KnownLabels& known, const std
 }
 
 void SidecarMetrics::Declare(const KnownLabels& known) {
+  store_transactions_.Declare({});
+  store_commits_.Declare({});
   for (const std::string& outcome : kChallengeOutcomes)
     challenges_.Declare({outcome});
   for (const std::string& status : kVerifyStatuses)
@@ -106,6 +113,8 @@ std::string SidecarMetrics::Render() {
   if (stats.ok()) {
     outbox_depth_.Set({}, static_cast<double>(stats->outbox_depth));
     database_bytes_.Set({}, static_cast<double>(stats->database_size_bytes));
+    store_transactions_.RaiseTo({}, static_cast<std::uint64_t>(stats->transactions));
+    store_commits_.RaiseTo({}, static_cast<std::uint64_t>(stats->commits));
   } else {
     outbox_depth_.Clear();
     database_bytes_.Clear();

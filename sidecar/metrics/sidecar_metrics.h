@@ -53,6 +53,8 @@ class SidecarMetrics final : public Metrics, public MetricsPage {
   HistogramFamily& request_seconds_;
   GaugeFamily& outbox_depth_;
   GaugeFamily& database_bytes_;
+  CounterFamily& store_transactions_;
+  CounterFamily& store_commits_;
 };
 
 }  // namespace sidecar

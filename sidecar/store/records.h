@@ -94,6 +94,8 @@ struct AuditEvent {
 struct StoreStats {
   std::int64_t outbox_depth = 0;         // deliveries queued (waiting to be sent or retried)
   std::int64_t database_size_bytes = 0;  // the database on disk, write-ahead log included
+  std::int64_t transactions = 0;         // transactions run since start, failed ones included
+  std::int64_t commits = 0;              // database commits since start (group commit: fewer)
 };
 
 }  // namespace sidecar

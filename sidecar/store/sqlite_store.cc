@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <memory>
 #include <unordered_map>
 
 #include "store/migrations.h"
@@ -21,6 +23,11 @@ constexpr int kBusyTimeoutMs = 5000;
 constexpr int kCheckpointWaitMs = 1000;
 // How long a monitoring read waits for the connection before it gives up.
 constexpr int kStatsWaitMs = 1000;
+// Most bodies sharing one commit: bounds how long the first of them waits for its answer.
+constexpr int kMaxBatchMembers = 256;
+// How often a body waiting for its batch's commit checks that someone is still coming to
+// make it (see AwaitCommit).
+constexpr int kMemberRecheckMs = 5;
 
 Error SqliteError(sqlite3* db, const std::string& context) {
   int code = sqlite3_extended_errcode(db);
@@ -693,51 +700,8 @@ SqliteStore::~SqliteStore() {
   sqlite3_close(db_);
 }
 
-Status SqliteStore::BeginWithin(std::unique_lock<std::timed_mutex>& lock, std::int64_t wait_ms,
-                                const char* context) {
-  // One budget for the whole wait, this process's queue included: when another process
-  // holds the write lock, callers queued here behind one another would otherwise each wait
-  // their own full timeout, one after the other.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-  if (!lock.try_lock_until(deadline)) {
-    return MakeError("storage_unavailable", "the database is busy: timed out waiting for it");
-  }
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  sqlite3_busy_timeout(db_, static_cast<int>(std::max<std::int64_t>(left.count(), 1)));
-
-  // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
-  // overtaken by another process between its read and its write.
-  Status begun = Exec(db_, "BEGIN IMMEDIATE", context);
-  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  return begun;
-}
-
-Status SqliteStore::Finish(Status result) {
-  if (result.ok()) result = Exec(db_, "COMMIT", "committing transaction");
-  // Never leave the connection inside the transaction: every later BEGIN would fail.
-  if (!result.ok() && !sqlite3_get_autocommit(db_)) {
-    Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
-    (void)ignored;
-  }
-  return result;
-}
-
 Status SqliteStore::Transact(const std::function<Status(StoreTx&)>& body) {
-  std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
-  Status begun = BeginWithin(lock, kBusyTimeoutMs, "starting transaction");
-  if (!begun.ok()) return begun;
-
-  Tx tx(db_, statements_);
-  Status result = OkStatus();
-  try {
-    result = body(tx);
-  } catch (...) {
-    Status rolled_back = Finish(MakeError("internal_error", "the transaction threw"));
-    (void)rolled_back;
-    throw;
-  }
-  return Finish(result);
+  return RunBatched(body, kBusyTimeoutMs, "starting transaction");
 }
 
 Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
@@ -751,11 +715,126 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
 
   // Taking the write lock is not enough: a file made read-only, or a full disk, under a
   // running process fails only when a commit writes, so the probe commits a one-row update.
+  return RunBatched(
+      [this](StoreTx&) {
+        return Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
+                    "writing the readiness probe");
+      },
+      timeout_ms, "probing for writes");
+}
+
+Status SqliteStore::RunBatched(const std::function<Status(StoreTx&)>& body, std::int64_t wait_ms,
+                               const char* context) {
   std::unique_lock<std::timed_mutex> lock(mutex_, std::defer_lock);
-  Status begun = BeginWithin(lock, timeout_ms, "probing for writes");
-  if (!begun.ok()) return begun;
-  return Finish(Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
-                     "writing the readiness probe"));
+  Result<std::shared_ptr<Batch>> joined = JoinBatch(lock, wait_ms, context);
+  if (!joined.ok()) return joined.error();
+  const std::shared_ptr<Batch> batch = *joined;
+
+  std::exception_ptr thrown;
+  bool broken = false;
+  Status result = RunInSavepoint(body, thrown, broken);
+  ++batch->members;
+  ++transactions_;
+
+  // A body that broke the transaction (SQLite rolls it all back on some I/O errors) takes
+  // the batch's earlier bodies with it; none of them has been answered yet, so none is lost
+  // to its caller. Otherwise the batch stays open while more bodies are on their way in,
+  // up to a bound that keeps the first member's wait short.
+  if (broken) {
+    EndBatch(*batch,
+             result.ok() ? MakeError("storage_unavailable", "the transaction was lost") : result);
+  } else if (arriving_.load() == 0 || batch->members >= kMaxBatchMembers) {
+    EndBatch(*batch, OkStatus());
+  } else {
+    AwaitCommit(lock, *batch);
+  }
+
+  if (thrown) std::rethrow_exception(thrown);
+  if (!result.ok()) return result;
+  return batch->result;
+}
+
+Result<std::shared_ptr<SqliteStore::Batch>> SqliteStore::JoinBatch(
+    std::unique_lock<std::timed_mutex>& lock, std::int64_t wait_ms, const char* context) {
+  // One budget for the whole wait, this process's queue included: when another process
+  // holds the write lock, callers queued here behind one another would otherwise each wait
+  // their own full timeout, one after the other.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  ++arriving_;
+  bool locked = lock.try_lock_until(deadline);
+  --arriving_;
+  if (!locked) {
+    return MakeError("storage_unavailable", "the database is busy: timed out waiting for it");
+  }
+  if (open_batch_) return open_batch_;
+
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  sqlite3_busy_timeout(db_, static_cast<int>(std::max<std::int64_t>(left.count(), 1)));
+  // IMMEDIATE takes the write lock up front, so a read-then-write body can never be
+  // overtaken by another process between its read and its write.
+  Status begun = Exec(db_, "BEGIN IMMEDIATE", context);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  if (!begun.ok()) return begun.error();
+
+  open_batch_ = std::make_shared<Batch>();
+  return open_batch_;
+}
+
+Status SqliteStore::RunInSavepoint(const std::function<Status(StoreTx&)>& body,
+                                   std::exception_ptr& thrown, bool& broken) {
+  Status opened = Exec(db_, "SAVEPOINT body", "starting transaction");
+  if (!opened.ok()) {
+    broken = true;
+    return opened;
+  }
+
+  Tx tx(db_, statements_);
+  Status result = OkStatus();
+  try {
+    result = body(tx);
+  } catch (...) {
+    thrown = std::current_exception();
+    result = MakeError("internal_error", "the transaction threw");
+  }
+
+  // Back in autocommit mode means SQLite rolled the whole transaction back by itself.
+  if (sqlite3_get_autocommit(db_)) {
+    broken = true;
+    return result;
+  }
+  Status undone = result.ok() ? OkStatus() : Exec(db_, "ROLLBACK TO body", "rolling back");
+  Status released = Exec(db_, "RELEASE body", "ending savepoint");
+  if (!undone.ok() || !released.ok()) broken = true;
+  if (result.ok() && !released.ok()) return released;
+  return result;
+}
+
+void SqliteStore::AwaitCommit(std::unique_lock<std::timed_mutex>& lock, Batch& batch) {
+  // Whoever arrives last commits. A caller that gave up waiting for mutex_ never arrives,
+  // so the members look again now and then and commit themselves once nobody is coming.
+  while (!batch.done) {
+    batch_ended_.wait_for(lock, std::chrono::milliseconds(kMemberRecheckMs));
+    if (!batch.done && arriving_.load() == 0) EndBatch(batch, OkStatus());
+  }
+}
+
+void SqliteStore::EndBatch(Batch& batch, Status outcome) {
+  batch.result = Finish(std::move(outcome));
+  if (batch.result.ok()) ++commits_;
+  batch.done = true;
+  open_batch_.reset();
+  batch_ended_.notify_all();
+}
+
+Status SqliteStore::Finish(Status result) {
+  if (result.ok()) result = Exec(db_, "COMMIT", "committing transaction");
+  // Never leave the connection inside the transaction: every later BEGIN would fail.
+  if (!result.ok() && !sqlite3_get_autocommit(db_)) {
+    Status ignored = Exec(db_, "ROLLBACK", "rolling back transaction");
+    (void)ignored;
+  }
+  return result;
 }
 
 Result<StoreStats> SqliteStore::ReadStats() {
@@ -779,11 +858,14 @@ Result<StoreStats> SqliteStore::ReadStats() {
   // takes on disk. It is absent between a clean stop and the next write.
   struct stat wal {};
   std::int64_t wal_bytes = ::stat((path_ + "-wal").c_str(), &wal) == 0 ? wal.st_size : 0;
-  return StoreStats{*queued, *pages * *page_size + wal_bytes};
+  return StoreStats{*queued, *pages * *page_size + wal_bytes, transactions_.load(),
+                    commits_.load()};
 }
 
 Status SqliteStore::Checkpoint() {
-  std::lock_guard<std::timed_mutex> lock(mutex_);
+  std::unique_lock<std::timed_mutex> lock(mutex_);
+  // A checkpoint cannot run inside the connection's own open transaction.
+  batch_ended_.wait(lock, [this] { return !open_batch_; });
 
   // The pragma reports a checkpoint that readers or writers held back only in its result
   // row; the C call returns SQLITE_BUSY for it. A short wait keeps a stop short.

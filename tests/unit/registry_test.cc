@@ -96,6 +96,19 @@ TEST_SUITE("metrics registry") {
     CHECK(std::count(text.begin(), text.end(), '\n') == 4);  // only the HELP and TYPE lines
   }
 
+  TEST_CASE("RaiseTo moves a counter up to a total read elsewhere, never down") {
+    Registry registry;
+    CounterFamily& counter = registry.Counter("otp_sidecar_test_total", "Test.");
+
+    counter.RaiseTo({}, 7);
+    counter.RaiseTo({}, 5);  // an older reading, from a scrape that lost a race
+    CHECK(counter.Value({}) == 7);
+    counter.RaiseTo({}, 9);
+    CHECK(counter.Value({}) == 9);
+    counter.RaiseTo({"unexpected"}, 100);
+    CHECK(counter.Value({}) == 9);
+  }
+
   TEST_CASE("a gauge keeps the last value set, and Clear leaves it out") {
     Registry registry;
     GaugeFamily& gauge = registry.Gauge("demo_depth", "Depth.");

@@ -144,6 +144,9 @@ TEST_SUITE("sidecar metrics") {
     CHECK(Has(text, "otp_sidecar_database_size_bytes " +
                         FormatSampleValue(static_cast<double>(stats->database_size_bytes))));
     CHECK(stats->database_size_bytes > 0);
+    CHECK(Has(text, "otp_sidecar_store_transactions_total " + std::to_string(stats->transactions)));
+    CHECK(Has(text, "otp_sidecar_store_commits_total " + std::to_string(stats->commits)));
+    CHECK(stats->transactions >= 1);
   }
 
   TEST_CASE("when the store cannot be read its gauges are left out, the rest is shown") {

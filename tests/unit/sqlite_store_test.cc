@@ -3,11 +3,13 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
 #include <future>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "store/migrations.h"
 #include "support/fakes.h"
@@ -89,6 +91,32 @@ void SetUserVersion(const std::string& path, int version) {
   std::string sql = "PRAGMA user_version = " + std::to_string(version);
   REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
+}
+
+// Bodies run by RunConcurrently: enough threads that bodies arrive while others run.
+constexpr int kConcurrentThreads = 16;
+constexpr int kConcurrentBodies = kConcurrentThreads * 40;
+
+// Runs `body(tx, n)` for n = 0 .. kConcurrentBodies-1 as separate transactions from
+// kConcurrentThreads threads at once; returns each transaction's status by n.
+std::vector<Status> RunConcurrently(Store& store,
+                                    const std::function<Status(StoreTx&, int)>& body) {
+  std::vector<Status> results(kConcurrentBodies, OkStatus());
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kConcurrentThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load())
+        std::this_thread::yield();
+      for (int n = t; n < kConcurrentBodies; n += kConcurrentThreads) {
+        results[n] = store.Transact([&body, n](StoreTx& tx) { return body(tx, n); });
+      }
+    });
+  }
+  go = true;
+  for (std::thread& thread : threads)
+    thread.join();
+  return results;
 }
 
 }  // namespace
@@ -809,6 +837,85 @@ TEST_SUITE("sqlite_store") {
     Insert(*first, MakeChallenge("ch_shared", "alice", kNow));
 
     CHECK(FindChallenge(*second, "ch_shared").has_value());
+  }
+
+  TEST_CASE("concurrent transactions share commits and every one of them is committed") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+
+    std::vector<Status> results = RunConcurrently(*store, [](StoreTx& tx, int n) {
+      return tx.InsertChallenge(
+          MakeChallenge("ch_" + std::to_string(n), "u" + std::to_string(n), kNow));
+    });
+
+    for (const Status& status : results)
+      CHECK(status.ok());
+    SqlReader reader(path);
+    CHECK(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0] ==
+          std::to_string(kConcurrentBodies));
+    Result<StoreStats> stats = store->ReadStats();
+    REQUIRE(stats.ok());
+    CHECK(stats->transactions == kConcurrentBodies);
+    CHECK(stats->commits >= 1);
+    CHECK(stats->commits < stats->transactions);  // some bodies shared a commit
+  }
+
+  TEST_CASE("a body failing in a shared commit undoes only its own writes") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+
+    std::vector<Status> results = RunConcurrently(*store, [](StoreTx& tx, int n) -> Status {
+      Status inserted = tx.InsertChallenge(
+          MakeChallenge("ch_" + std::to_string(n), "u" + std::to_string(n), kNow));
+      if (!inserted.ok()) return inserted;
+      if (n % 2 == 1) return MakeError("invalid_request", "odd bodies fail after writing");
+      return OkStatus();
+    });
+
+    for (int n = 0; n < kConcurrentBodies; ++n) {
+      CHECK(results[n].ok() == (n % 2 == 0));
+      if (n % 2 == 1) CHECK(results[n].error().code == "invalid_request");
+    }
+    SqlReader reader(path);
+    CHECK(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0] ==
+          std::to_string(kConcurrentBodies / 2));
+    CHECK(reader.Rows("SELECT COUNT(*) FROM challenges WHERE CAST(substr(id, 4) AS INTEGER) % 2 "
+                      "= 1")[0][0] == "0");
+  }
+
+  TEST_CASE("a body throwing in a shared commit is undone and rethrown, the others are kept") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+
+    std::atomic<int> thrown{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) {
+          int n = t * 20 + i;
+          try {
+            Status status = store->Transact([n](StoreTx& tx) -> Status {
+              Status inserted = tx.InsertChallenge(
+                  MakeChallenge("ch_" + std::to_string(n), "u" + std::to_string(n), kNow));
+              if (n % 4 == 0) throw std::runtime_error("body failed");
+              return inserted;
+            });
+            CHECK(status.ok());
+          } catch (const std::runtime_error&) {
+            ++thrown;
+          }
+        }
+      });
+    }
+    for (std::thread& thread : threads)
+      thread.join();
+
+    CHECK(thrown.load() == 40);
+    SqlReader reader(path);
+    CHECK(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0] == "120");
   }
 
   TEST_CASE("ProbeWritable fails while another connection holds the write lock, then passes") {
