@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "store/store.h"
+#include "store/wal_checkpointer.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -55,12 +56,13 @@ class SqliteStore final : public Store {
   class Tx;
   // One database transaction shared by the bodies that joined it.
   struct Batch {
-    int members = 0;  // bodies that ran in it, failed ones included
+    int members = 0;  // bodies that ran in it, failed ones included; guarded by mutex_
     bool done = false;
     Status result = OkStatus();  // the commit's outcome, once done
   };
 
-  SqliteStore(sqlite3* db, int schema_version, std::string path);
+  SqliteStore(sqlite3* db, int schema_version, std::string path,
+              std::unique_ptr<WalCheckpointer> checkpointer);
 
   // Runs `body` in the open batch, or in a new one, and returns once the batch is committed
   // or rolled back. `wait_ms` bounds the wait for mutex_ and for the write lock together.
@@ -76,10 +78,11 @@ class SqliteStore final : public Store {
   // transaction can no longer be committed.
   Status RunInSavepoint(const std::function<Status(StoreTx&)>& body, std::exception_ptr& thrown,
                         bool& broken);
-  // Waits, with `lock` released, until the batch is done; commits it itself when no other
-  // body is on its way in to do so.
+  // Releases `lock` and waits until the batch is done; commits it itself when nobody else
+  // has for a few milliseconds. Returns with `lock` released.
   void AwaitCommit(std::unique_lock<std::timed_mutex>& lock, Batch& batch);
   // Commits the open batch when `outcome` is ok, else rolls it back, and wakes its members.
+  // REQUIRES: mutex_ held.
   void EndBatch(Batch& batch, Status outcome);
   // Commits when `result` is ok, else rolls back; returns `result` or the commit's error.
   Status Finish(Status result);
@@ -87,8 +90,10 @@ class SqliteStore final : public Store {
   // Guards db_, statements_ and open_batch_. Timed, so that a readiness probe gives up
   // rather than queue behind transactions that wait on another process's lock.
   std::timed_mutex mutex_;
-  std::condition_variable_any batch_ended_;
   std::shared_ptr<Batch> open_batch_;  // set while a database transaction is open
+  // Guards the done and result fields of every Batch; members wait on batch_ended_.
+  std::mutex batch_ended_mutex_;
+  std::condition_variable batch_ended_;
   // Bodies waiting for mutex_: while there are any, the batch stays open for them.
   std::atomic<int> arriving_{0};
   std::atomic<std::int64_t> transactions_{0};
@@ -100,6 +105,8 @@ class SqliteStore final : public Store {
   // The file opened, so that one moved or deleted under the running process is noticed.
   dev_t opened_device_ = 0;
   ino_t opened_inode_ = 0;
+  // Destroyed after db_ is closed (the destructor closes it), as WalCheckpointer requires.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
 };
 
 }  // namespace sidecar

@@ -918,6 +918,28 @@ TEST_SUITE("sqlite_store") {
     CHECK(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0] == "120");
   }
 
+  TEST_CASE("the write-ahead log is checkpointed in the background and stays bounded") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    auto store = OpenStore(path);
+
+    // About 12 times the checkpoint threshold in pages: each challenge carries a 3 KiB blob.
+    const int kWrites = 4 * WalCheckpointer::kThresholdPages;
+    for (int n = 0; n < kWrites; ++n) {
+      Challenge c = MakeChallenge("ch_" + std::to_string(n), "u" + std::to_string(n), kNow);
+      c.sealed_code = Bytes(3072, static_cast<std::uint8_t>(n));
+      Insert(*store, c);
+    }
+
+    // Without checkpoints the log would hold every page written; with them it restarts
+    // from its beginning and its file stops growing.
+    std::uintmax_t page_size = 4096;
+    std::uintmax_t wal_bytes = std::filesystem::file_size(path + "-wal");
+    CHECK(wal_bytes < 4 * WalCheckpointer::kThresholdPages * page_size);
+    SqlReader reader(path);
+    CHECK(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0] == std::to_string(kWrites));
+  }
+
   TEST_CASE("ProbeWritable fails while another connection holds the write lock, then passes") {
     TempDir dir;
     std::string path = dir.File("otp.db");
