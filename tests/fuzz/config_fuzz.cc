@@ -10,7 +10,10 @@
 //   problem;
 // - an accepted one has a parsed address for each listen entry, a code length, lifetime and
 //   attempt count within their ranges, and templates that pass ValidateTemplate, which is
-//   what RenderMessage requires; each renders to a message holding the code.
+//   what RenderMessage requires; each renders to a message holding the code, and each
+//   locale of [sms.templates] finds its own template;
+// - reading the same text again gives a configuration that SIGHUP would not report as
+//   changed.
 
 #include <cstddef>
 #include <cstdint>
@@ -56,6 +59,7 @@ void CheckTemplates(const Config& config) {
   FUZZ_CHECK(RenderMessage(settings, code).find(code) != std::string::npos);
   for (const auto& [locale, text] : config.sms_templates) {
     FUZZ_CHECK(ValidateTemplate(text).ok());
+    FUZZ_CHECK(&TemplateFor(settings, locale) == &settings.templates.at(locale));
     std::string message = RenderMessage(settings, code, locale);
     FUZZ_CHECK(message.find(code) != std::string::npos);
     FUZZ_CHECK(MeasureMessage(message).segments >= 1);
@@ -66,7 +70,8 @@ void CheckTemplates(const Config& config) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
-  Result<Config> config = ParseConfigText(text, "fuzz.toml", EnvironmentLines(text));
+  Environment environment = EnvironmentLines(text);
+  Result<Config> config = ParseConfigText(text, "fuzz.toml", environment);
   if (!config.ok()) {
     CheckRefused(config.error());
     return 0;
@@ -77,5 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(config->code_ttl_ms >= 1000 && config->code_ttl_ms <= 86'400'000);
   FUZZ_CHECK(config->max_attempts >= 1 && config->max_attempts <= 20);
   CheckTemplates(*config);
+
+  Result<Config> again = ParseConfigText(text, "fuzz.toml", environment);
+  FUZZ_CHECK(again.ok() && KeysNeedingRestart(*config, *again).empty());
   return 0;
 }

@@ -3,8 +3,8 @@
 // US and in Germany, and MaskPhone, which logs and audit rows apply to stored numbers.
 //
 // Checks: no crash, leak or undefined behaviour, and
-// - a number accepted once normalises to itself: its E.164 form parses to the same E.164,
-//   region and type;
+// - an accepted number is E.164, a '+' and at most 15 digits, and it normalises to itself:
+//   its E.164 form parses to the same E.164, region and type;
 // - Validate accepts only what Parse accepts, with the same result, and refuses only with
 //   invalid_phone or region_not_allowed on the field "phone";
 // - MaskPhone keeps the length and the last two characters of a number, and of an
@@ -45,11 +45,14 @@ void CheckValidator(const PhoneValidator& phones, std::string_view input) {
     return;
   }
 
-  Result<PhoneNumberInfo> again = phones.Parse(parsed->e164);
+  const std::string& e164 = parsed->e164;
+  FUZZ_CHECK(e164.size() >= 2 && e164.size() <= 16 && e164[0] == '+');
+  FUZZ_CHECK(e164.find_first_not_of("0123456789", 1) == std::string::npos);
+
+  Result<PhoneNumberInfo> again = phones.Parse(e164);
   FUZZ_CHECK(again.ok());
-  FUZZ_CHECK(again->e164 == parsed->e164 && again->region == parsed->region &&
-             again->type == parsed->type);
-  CheckMask(parsed->e164, true);
+  FUZZ_CHECK(again->e164 == e164 && again->region == parsed->region && again->type == parsed->type);
+  CheckMask(e164, true);
 
   if (validated.ok()) {
     FUZZ_CHECK(validated->e164 == parsed->e164 && validated->region == parsed->region);
