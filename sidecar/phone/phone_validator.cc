@@ -14,6 +14,8 @@ using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
 
 constexpr std::size_t kMaxInputBytes = 64;
+// E.164 allows at most 15 digits after the '+', country code included.
+constexpr std::size_t kMaxE164Digits = 15;
 
 constexpr std::array<std::pair<PhoneNumberUtil::PhoneNumberType, const char*>, 12> kTypeNames = {{
     {PhoneNumberUtil::FIXED_LINE, "fixed_line"},
@@ -69,6 +71,13 @@ Result<PhoneNumberInfo> PhoneValidator::Parse(std::string_view input) const {
 
   PhoneNumberInfo info;
   util.Format(number, PhoneNumberUtil::E164, &info.e164);
+  // libphonenumber's metadata lets some national numbers run longer than E.164 allows (German
+  // fixed lines of up to 15 digits after "+49"), and formats them as "E.164" all the same. No
+  // provider can send to such a number, and the rest of the sidecar takes every number for
+  // E.164, so it is refused here like any other invalid number.
+  if (info.e164.size() > 1 + kMaxE164Digits) {
+    return Invalid("not a valid phone number; an international number has at most 15 digits");
+  }
   util.GetRegionCodeForNumber(number, &info.region);
   info.type = TypeName(util.GetNumberType(number));
   return info;

@@ -62,6 +62,25 @@ TEST_SUITE("phone_validator") {
     }
   }
 
+  TEST_CASE(
+      "numbers longer than E.164's 15 digits are invalid_phone, though libphonenumber "
+      "calls some valid") {
+    PhoneSettings settings;
+    settings.default_region = "DE";
+    PhoneValidator validator(settings);
+
+    // German fixed lines of 14 and 15 national digits: "+49" and 16 or 17 digits in all.
+    for (const char* input : {"48004934938629 4", "+49480049349386294", "+4930123456789012"}) {
+      CheckInvalid(validator, input);
+      CHECK_FALSE(validator.Parse(input).ok());
+    }
+
+    // 15 digits in all is still a number.
+    Result<PhoneNumberInfo> longest = validator.Validate("+493012345678901");
+    REQUIRE(longest.ok());
+    CHECK(longest->e164 == "+493012345678901");
+  }
+
   TEST_CASE("numbers with an extension are invalid_phone") {
     PhoneValidator validator(PhoneSettings{});
     CheckInvalid(validator, "+1 206 555 0100 ext. 5");
