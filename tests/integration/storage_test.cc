@@ -133,8 +133,8 @@ TEST_CASE("a full database answers 503 storage_full, half-writes nothing, and se
     CheckStorageProblem(refusal, "storage_full");
   CHECK(fill.acknowledged.size() > 20);  // the room left at the start took a good many
 
-  // The sidecar says why. (Another create may still fit in what room is left: the one
-  // refused needed more than that, a smaller one may not.)
+  // The sidecar says why. (No further create is tried: one smaller than those refused may
+  // still fit in what room is left.)
   CheckStorageProblem(Get(client, "/readyz"), "database_full");
   CHECK(Get(client, "/healthz").status == 200);
   std::string err = sidecar.stderr_text();
