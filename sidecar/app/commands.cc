@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -70,6 +71,18 @@ void CheckWritable(const Config& config, const std::string& key, const std::stri
     problems.push_back(config.Problem(key, "cannot create " + path + ": folder " + folder +
                                                " does not exist or is not writable"));
   }
+}
+
+// A size limit below what the database file already takes cannot be kept: SQLite would hold
+// the file at its size and every create would fail. The file never shrinks by itself.
+void CheckDatabaseSize(const Config& config, std::vector<std::string>& problems) {
+  struct stat file {};
+  if (config.database_max_size_bytes <= 0 || ::stat(config.database.c_str(), &file) != 0) return;
+  if (file.st_size <= config.database_max_size_bytes) return;
+  problems.push_back(config.Problem(
+      "database_max_size", std::to_string(config.database_max_size_bytes) + " bytes is less than " +
+                               config.database + " already takes (" + std::to_string(file.st_size) +
+                               " bytes); raise it, or make the file smaller with VACUUM"));
 }
 
 // The key must be readable, private and well formed when it exists (as a credential or a
@@ -142,6 +155,13 @@ std::int64_t SteadyNowMs() {
 int Fail(const std::string& what, const Error& error) {
   Log(LogLevel::kError, "main", what, {{"code", error.code}, {"error", error.message}});
   return 1;
+}
+
+// As Fail, but a database that already takes more than database_max_size is a configuration
+// error, with the exit status of one.
+int FailToOpen(const std::string& what, const Error& error) {
+  int status = Fail(what, error);
+  return error.code == "invalid_config" ? 2 : status;
 }
 
 // The key that names where a secret comes from: its file, else its variable.
@@ -219,6 +239,7 @@ std::vector<std::string> StartupProblems(const Config& config) {
   std::vector<std::string> problems;
   CheckKeyFile(config, problems);
   CheckWritable(config, "database", config.database, problems);
+  CheckDatabaseSize(config, problems);
   if (!config.log_file.empty()) CheckWritable(config, "log_file", config.log_file, problems);
   for (const std::string& name : config.sms_providers) {
     if (name == "file") CheckWritable(config, "sms.file.path", config.sms_file_path, problems);
@@ -249,7 +270,9 @@ void WarnAboutConsole(const Config& config) {
 Status CheckReadiness(Store& store, const DeliveryWorker& worker) {
   Status writable = store.ProbeWritable(kReadinessProbeMs);
   if (!writable.ok()) {
-    return MakeError("database_unavailable", "database: " + writable.error().message);
+    bool full = writable.error().code == "storage_full";
+    return MakeError(full ? "database_full" : "database_unavailable",
+                     "database: " + writable.error().message);
   }
   if (!worker.alive()) {
     return MakeError("delivery_worker_stalled",
@@ -358,8 +381,9 @@ int RunServe(const Config& config) {
   CodeKeys keys(*master);
   sodium_memzero(master->data(), master->size());
 
-  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
-  if (!store.ok()) return Fail("cannot open the database", store.error());
+  Result<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(config.database, config.database_max_size_bytes);
+  if (!store.ok()) return FailToOpen("cannot open the database", store.error());
 
   SystemClock clock;
   SodiumRandom random;
@@ -471,8 +495,9 @@ int RunCheckConfig(const Config& config) {
 
 int RunMigrate(const Config& config) {
   SetLogLevel(config.log_level);
-  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(config.database);
-  if (!store.ok()) return Fail("cannot migrate the database", store.error());
+  Result<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(config.database, config.database_max_size_bytes);
+  if (!store.ok()) return FailToOpen("cannot migrate the database", store.error());
   std::printf("%s: schema version %d\n", config.database.c_str(), (*store)->schema_version());
   return 0;
 }

@@ -62,6 +62,7 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
       {"auth", a.auth.token_files == b.auth.token_files &&
                    a.auth.metrics_require_token == b.auth.metrics_require_token},
       {"database", a.database == b.database},
+      {"database_max_size", a.database_max_size_bytes == b.database_max_size_bytes},
       {"key_file", a.key_file == b.key_file},
       {"log_level", a.log_level == b.log_level},
       {"log_file", a.log_file == b.log_file},

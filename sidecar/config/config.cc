@@ -34,6 +34,9 @@ constexpr std::int64_t kMaxTtlMs = 24LL * 60 * 60 * 1000;
 constexpr std::size_t kMaxAppNameLength = 64;
 // sockaddr_un holds 108 bytes, the last for the terminating NUL.
 constexpr std::size_t kMaxUnixPathLength = 107;
+// A smaller database_max_size is surely a slip (bytes meant as MiB): the schema alone takes
+// a good part of it.
+constexpr std::int64_t kMinDatabaseMaxSize = 1024 * 1024;
 
 void ReadPhone(const toml::table& table, Config& config, Problems& problems) {
   TableReader phone(table, "phone", problems);
@@ -72,6 +75,7 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   top.Boolean("allow_remote", &config.allow_remote);
   top.String("socket_group", &config.socket_group);
   top.String("database", &config.database);
+  top.Size("database_max_size", kMinDatabaseMaxSize, "\"1MiB\"", &config.database_max_size_bytes);
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
   top.String("log_file", &config.log_file);

@@ -79,6 +79,9 @@ struct Config {
   std::string socket_group;   // group of the Unix sockets; empty: the one they are made with
   AuthConfig auth;
   std::string database = "otp-sidecar.db";
+  // The most the database file may grow to, in bytes (rounded down to whole pages when
+  // applied); 0: no limit but the disk's. Writes that need more room fail as storage_full.
+  std::int64_t database_max_size_bytes = 0;
   std::string key_file;  // empty until Finalize(): then beside the database
   std::string app_name = "Example";
   LogLevel log_level = LogLevel::kInfo;

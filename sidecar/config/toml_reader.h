@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/byte_size.h"
 #include "common/result.h"
 #include "common/time_format.h"
 #include "limits/rate_rule.h"
@@ -174,6 +175,25 @@ class TableReader {
     *out = *ms;
   }
 
+  // A size in bytes: a TOML integer, or a string ParseByteSize reads ("512MiB", "2GB").
+  // Zero, or at least `min` (spelt `min_text` in the message).
+  void Size(std::string_view key, std::int64_t min, const std::string& min_text,
+            std::int64_t* out) {
+    const toml::node* node = Find(key, KeyKind::kText);
+    if (node == nullptr) return;
+    Result<std::int64_t> bytes = SizeOf(*node);
+    if (!bytes.ok()) {
+      problems_.Add(node->source(), Join(prefix_, key), bytes.error().message);
+      return;
+    }
+    if (*bytes != 0 && *bytes < min) {
+      problems_.Add(node->source(), Join(prefix_, key),
+                    "must be 0 (no limit) or at least " + min_text);
+      return;
+    }
+    *out = *bytes;
+  }
+
   void Boolean(std::string_view key, bool* out) {
     const toml::node* node = Find(key);
     if (node == nullptr) return;
@@ -276,6 +296,12 @@ class TableReader {
   }
 
  private:
+  static Result<std::int64_t> SizeOf(const toml::node& node) {
+    if (node.is_string()) return ParseByteSize(node.as_string()->get());
+    if (node.is_integer() && node.as_integer()->get() >= 0) return node.as_integer()->get();
+    return MakeError("invalid_size", "must be a number of bytes or a size like \"512MiB\"");
+  }
+
   const toml::table& table_;
   std::string prefix_;
   Problems& problems_;

@@ -55,9 +55,14 @@ Status DeliveryWorker::RecoverInterrupted() {
     Result<std::vector<Delivery>> sending = tx.FindSendingDeliveries();
     if (!sending.ok()) return sending.error();
     for (Delivery& d : *sending) {
+      // A challenge that ended meanwhile (its code approved, say, from the very message
+      // being sent) is never delivered again: queued, the delivery would wait forever.
+      Result<std::optional<Challenge>> challenge = tx.FindChallenge(d.challenge_id);
+      if (!challenge.ok()) return challenge.error();
+      bool ended = !*challenge || (*challenge)->status != ChallengeStatus::kPending;
       SmsProvider* provider = ProviderNamed(d.provider);
-      bool repeat =
-          settings_.resend_on_unknown || provider == nullptr || provider->repeats_are_harmless();
+      bool repeat = !ended && (settings_.resend_on_unknown || provider == nullptr ||
+                               provider->repeats_are_harmless());
       d.state = repeat ? DeliveryState::kQueued : DeliveryState::kUnknown;
       d.error = repeat ? "" : "interrupted by a restart while the provider had it";
       d.next_attempt_at = now;

@@ -12,7 +12,8 @@
 // (the provider may have sent it) -> "unknown", never sent again unless resend_on_unknown.
 // Retries stop when the challenge ends or expires. A delivery found in "sending" at
 // start-up was interrupted by a crash: it is sent again when its provider says repeats are
-// harmless (console, file) or resend_on_unknown is set, else it is "unknown".
+// harmless (console, file) or resend_on_unknown is set, else it is "unknown"; it is
+// "unknown" too when its challenge has ended since.
 //
 // Stopping: no delivery is claimed once a stop begins, and a send already started is given
 // a bounded grace to finish and be recorded. A send still running after it is abandoned:

@@ -27,12 +27,21 @@ constexpr int kStatsWaitMs = 1000;
 constexpr int kMaxBatchMembers = 256;
 // How long a body waits for its batch's commit before it makes it itself (see AwaitCommit).
 constexpr int kMemberRecheckMs = 5;
+// Fewer free pages than this below the size limit and the database counts as full for the
+// readiness probe: more than one create can need (a split in each b-tree it writes).
+constexpr std::int64_t kFullMarginPages = 64;
+
+// A full database (its size limit, or the disk) is told apart: waiting a second will not
+// help, and an operator must make room.
+const char* StorageErrorCode(int rc) {
+  return (rc & 0xff) == SQLITE_FULL ? "storage_full" : "storage_unavailable";
+}
 
 Error SqliteError(sqlite3* db, const std::string& context) {
   int code = sqlite3_extended_errcode(db);
   std::string what = context + ": " + sqlite3_errmsg(db);
   if ((code & 0xff) == SQLITE_CONSTRAINT) return MakeError("conflict", what);
-  return MakeError("storage_unavailable", what);
+  return MakeError(StorageErrorCode(code), what);
 }
 
 Status Exec(sqlite3* db, const char* sql, const std::string& context) {
@@ -41,7 +50,7 @@ Status Exec(sqlite3* db, const char* sql, const std::string& context) {
   if (rc == SQLITE_OK) return OkStatus();
   std::string what = context + ": " + (message != nullptr ? message : sqlite3_errstr(rc));
   sqlite3_free(message);
-  return MakeError("storage_unavailable", what);
+  return MakeError(StorageErrorCode(rc), what);
 }
 
 // The first column of the first row of a one-off query (not kept in the statement cache).
@@ -655,9 +664,42 @@ Status Configure(sqlite3* db) {
   return s;
 }
 
+// Caps the file at `max_size_bytes`, rounded down to whole pages (0: SQLite's own limit).
+// SQLite silently keeps a cap below the pages the file already has at that count, which
+// would start the sidecar full; that is refused instead.
+Status LimitSize(sqlite3* db, std::int64_t max_size_bytes) {
+  if (max_size_bytes <= 0) return OkStatus();
+  Result<std::int64_t> page_size = QueryInt(db, "PRAGMA page_size", "reading page size");
+  if (!page_size.ok()) return page_size.error();
+  std::int64_t pages = max_size_bytes / *page_size;
+  std::string sql = "PRAGMA max_page_count = " + std::to_string(pages);
+  Result<std::int64_t> set = QueryInt(db, sql.c_str(), "setting the size limit");
+  if (!set.ok()) return set.error();
+  if (*set > pages) {
+    return MakeError("invalid_config", "database_max_size: " + std::to_string(max_size_bytes) +
+                                           " bytes is less than the database already takes (" +
+                                           std::to_string(*set * *page_size) + " bytes)");
+  }
+  return OkStatus();
+}
+
+// Full when fewer than kFullMarginPages can still be had, from free pages or by growing.
+Status CheckRoom(sqlite3* db) {
+  Result<std::int64_t> pages = QueryInt(db, "PRAGMA page_count", "reading page count");
+  if (!pages.ok()) return pages.error();
+  Result<std::int64_t> free = QueryInt(db, "PRAGMA freelist_count", "reading free pages");
+  if (!free.ok()) return free.error();
+  Result<std::int64_t> most = QueryInt(db, "PRAGMA max_page_count", "reading the size limit");
+  if (!most.ok()) return most.error();
+  if (*most - *pages + *free >= kFullMarginPages) return OkStatus();
+  return MakeError("storage_full",
+                   "the database has reached its size limit (" + std::to_string(*most) + " pages)");
+}
+
 }  // namespace
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                       std::int64_t max_size_bytes) {
   // The database holds phone numbers and user names: a new file is made for its owner only
   // (SQLite gives the -wal and -shm files the same mode). An empty file is a valid database.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -674,6 +716,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   }
 
   Status configured = Configure(db);
+  if (configured.ok()) configured = LimitSize(db, max_size_bytes);
   if (!configured.ok()) {
     sqlite3_close(db);
     return configured.error().WithContext("database " + path);
@@ -732,8 +775,11 @@ Status SqliteStore::ProbeWritable(std::int64_t timeout_ms) {
   // running process fails only when a commit writes, so the probe commits a one-row update.
   return RunBatched(
       [this](StoreTx&) {
-        return Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
-                    "writing the readiness probe");
+        Status written = Exec(db_, "UPDATE readiness_probe SET probes = probes + 1 WHERE id = 1",
+                              "writing the readiness probe");
+        // Rewriting one row needs no new page: a database at its size limit still takes it.
+        if (written.ok()) written = CheckRoom(db_);
+        return written;
       },
       timeout_ms, "probing for writes");
 }

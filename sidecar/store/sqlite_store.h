@@ -30,14 +30,20 @@ namespace sidecar {
 
 class SqliteStore final : public Store {
  public:
-  // Opens (creating if missing) the database at `path` and applies pending migrations.
-  // Errors with "storage_unavailable" when the file cannot be opened or migrated, and with
-  // "schema_too_new" when the file was migrated by a newer otp-sidecar.
-  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  // Opens (creating if missing) the database at `path`, caps it at `max_size_bytes`
+  // rounded down to whole pages (0: no cap; see PRAGMA max_page_count) and applies pending
+  // migrations. Errors with "storage_unavailable" (or "storage_full") when the file cannot
+  // be opened or migrated, with "invalid_config" when the file already takes more than
+  // `max_size_bytes`, and with "schema_too_new" when the file was migrated by a newer
+  // otp-sidecar.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                   std::int64_t max_size_bytes = 0);
 
   ~SqliteStore() override;
 
   Status Transact(const std::function<Status(StoreTx&)>& body) override;
+  // Also errors with "storage_full" when fewer than 64 pages can still be had below the
+  // size cap (free pages included).
   Status ProbeWritable(std::int64_t timeout_ms) override;
 
   // The outbox depth from the queued deliveries' index, the size as page_count *

@@ -16,8 +16,10 @@
 namespace sidecar {
 
 // Operations inside one transaction. Valid only during the Store::Transact call that
-// handed it out; not thread-safe. Every method fails with "storage_unavailable" when the
-// database cannot be read or written (disk full, read-only, I/O error).
+// handed it out; not thread-safe. Every method fails with "storage_full" when a write needs
+// room the database does not have (its size limit is reached, or the disk is full), and
+// with "storage_unavailable" when it cannot be read or written otherwise (read-only, I/O
+// error).
 class StoreTx {
  public:
   virtual ~StoreTx() = default;
@@ -118,8 +120,9 @@ class Store {
   // Checks that a write reaches the database now, waiting at most `timeout_ms` for the
   // write lock: it commits a one-row update of its own (readiness_probe), and touches
   // nothing else. Errors with "storage_unavailable" when the database is read-only (even if
-  // made so while open), cannot be written (a full disk), is locked by another writer for
-  // longer than the timeout, or is gone. Thread-safe.
+  // made so while open), cannot be written, is locked by another writer for longer than the
+  // timeout, or is gone; with "storage_full" when the disk is full, or the database is at
+  // or near its size limit (which a one-row update alone would not show). Thread-safe.
   virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
   // Reads figures for monitoring outside any write transaction: it waits at most a second
   // for the connection, and never holds writers back for longer than a few small reads.

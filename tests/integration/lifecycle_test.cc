@@ -16,28 +16,12 @@
 #include <thread>
 
 #include "integration/test_helpers.h"
+#include "support/sql_reader.h"
 
 namespace sidecar::testing {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-// Runs `sql` on the database file while no sidecar has it open.
-void ExecSql(const std::string& database, const std::string& sql) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
-  INFO("open ", database, ": ", sqlite3_errstr(rc));
-  REQUIRE(rc == SQLITE_OK);
-  char* error = nullptr;
-  rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  std::string message = error != nullptr ? error : "";
-  sqlite3_free(error);
-  int changed = sqlite3_changes(db);
-  sqlite3_close(db);
-  INFO("sql: ", sql, " error: ", message);
-  REQUIRE(rc == SQLITE_OK);
-  REQUIRE(changed > 0);
-}
 
 std::string DeliveryState(httplib::Client& client, const std::string& id) {
   HttpReply view = Get(client, ChallengePath(id));
@@ -103,13 +87,13 @@ TEST_CASE("deliveries left queued or sending by a crash are sent after the resta
 
   // As if the sidecar had died after claiming alice's delivery (before the provider
   // answered) and before it ever claimed bob's.
-  ExecSql(sidecar.database_path(),
-          "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" + alice +
-              "'");
-  ExecSql(sidecar.database_path(),
-          "UPDATE deliveries SET state = 'queued', sent_at = NULL, next_attempt_at = 0 "
-          "WHERE challenge_id = '" +
-              bob + "'");
+  REQUIRE(ExecSql(sidecar.database_path(),
+                  "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" +
+                      alice + "'") > 0);
+  REQUIRE(ExecSql(sidecar.database_path(),
+                  "UPDATE deliveries SET state = 'queued', sent_at = NULL, next_attempt_at = 0 "
+                  "WHERE challenge_id = '" +
+                      bob + "'") > 0);
 
   sidecar.Restart();
   std::vector<SmsRecord> alice_sms = sidecar.WaitForSmsCount(alice, 2);
@@ -169,16 +153,11 @@ TEST_CASE("every acknowledged create survives kill -9 in the middle of a burst")
     writer.join();
   REQUIRE(enough);
 
-  // The database is intact and every acknowledged challenge is there.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
-          SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK);
-  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "ok");
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  // The file is intact; the restart shows every acknowledged challenge is there.
+  {
+    SqlReader db(sidecar.database_path());
+    CHECK(db.Rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
+  }
 
   sidecar.Restart();
   httplib::Client client = sidecar.client();

@@ -2,9 +2,7 @@
 // WATCHDOG=1, STOPPING=1) on a notify socket the test makes, and the installed units.
 
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <sqlite3.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "integration/immutable_files.h"
 #include "integration/test_helpers.h"
 
 namespace sidecar::testing {
@@ -103,34 +102,6 @@ TEST_CASE("GET /readyz is 503 database_unavailable while the database cannot be 
       PollUntil([&] { return Get(client, "/readyz").status == 200; }, Millis(15'000), Millis(100)));
   CHECK(sidecar.stderr_text().find("code=database_unavailable") != std::string::npos);
 }
-
-// Makes files immutable (chattr +i) for as long as it lives: read-only even for root and
-// even through descriptors opened before, as a remount read-only would. Needs root.
-class ImmutableFiles {
- public:
-  explicit ImmutableFiles(std::vector<std::string> paths) : paths_(std::move(paths)) {
-    for (const std::string& path : paths_)
-      REQUIRE_MESSAGE(SetImmutable(path, true), "cannot make " << path << " immutable");
-  }
-  ~ImmutableFiles() {
-    for (const std::string& path : paths_)
-      SetImmutable(path, false);
-  }
-
- private:
-  static bool SetImmutable(const std::string& path, bool on) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    int flags = 0;
-    bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
-    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
-    ok = ok && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
-    ::close(fd);
-    return ok;
-  }
-
-  std::vector<std::string> paths_;
-};
 
 TEST_CASE("GET /readyz is 503 database_unavailable once the database turns read-only") {
   if (::geteuid() != 0) {

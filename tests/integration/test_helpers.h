@@ -86,19 +86,25 @@ inline long long ParseRfc3339Seconds(const std::string& text) {
   return static_cast<long long>(::timegm(&tm));
 }
 
-// A problem answer: the status, application/problem+json, and a body whose "code",
-// "status" and "type" agree. Never a 5xx.
-inline void CheckProblem(const HttpReply& reply, int status, const std::string& code) {
+// A problem answer of any status: the status, application/problem+json, and a body whose
+// "code", "status" and "type" agree.
+inline void CheckProblemAnswer(const HttpReply& reply, int status, const std::string& code) {
   INFO("reply: ", reply.describe());
   REQUIRE(reply.ok());
   CHECK(reply.status == status);
-  CHECK(reply.status < 500);
   CHECK(reply.content_type.rfind("application/problem+json", 0) == 0);
   REQUIRE(reply.is_json_object());
   CHECK(reply.str("code") == code);
   CHECK(reply.integer("status") == status);
   CHECK(reply.str("type") == "urn:otp-sidecar:problem:" + code);
   CHECK(!reply.str("title").empty());
+}
+
+// A problem answer for bad input or a refusal: as CheckProblemAnswer, and never a 5xx.
+inline void CheckProblem(const HttpReply& reply, int status, const std::string& code) {
+  CheckProblemAnswer(reply, status, code);
+  INFO("reply: ", reply.describe());
+  CHECK(reply.status < 500);
 }
 
 // A refusal by a limit: 429 problem+json whose code names the limit, with a Retry-After

@@ -617,7 +617,7 @@ TEST_SUITE("api") {
     CHECK(ready.status == 200);
     CHECK(JsonOf(ready)["status"] == "ready");
 
-    for (const char* code : {"database_unavailable", "delivery_worker_stalled"}) {
+    for (const char* code : {"database_unavailable", "database_full", "delivery_worker_stalled"}) {
       CAPTURE(code);
       readiness = MakeError(code, "details for the log only: /srv/otp.db");
       HttpResponse response = call("GET");

@@ -69,6 +69,7 @@ TEST_SUITE("config") {
     CHECK_FALSE(c.auth.enabled());
     CHECK(c.auth.metrics_require_token);
     CHECK(c.database == "otp-sidecar.db");
+    CHECK(c.database_max_size_bytes == 0);
     CHECK(c.key_file == "otp-sidecar.key");
     CHECK(c.app_name == "Example");
     CHECK(c.log_level == LogLevel::kInfo);
@@ -825,6 +826,25 @@ cool_off = "2h"
     REQUIRE(c.ok());
     CHECK(c->source.config_file == flags.config_file);
     CHECK(c->source.sms_provider == "file");
+  }
+
+  TEST_CASE("database_max_size takes bytes or a size with a unit, 0 or at least 1MiB") {
+    CHECK(MustParse("database_max_size = \"512MiB\"\n").database_max_size_bytes == 536'870'912);
+    CHECK(MustParse("database_max_size = \"2GB\"\n").database_max_size_bytes == 2'000'000'000);
+    CHECK(MustParse("database_max_size = 1048576\n").database_max_size_bytes == 1'048'576);
+    CHECK(MustParse("database_max_size = \"1048576\"\n").database_max_size_bytes == 1'048'576);
+    CHECK(MustParse("database_max_size = 0\n").database_max_size_bytes == 0);
+
+    std::string problems = Problems(
+        "database_max_size = \"512M\"\n"
+        "[code]\nlength = 6\n");
+    CHECK(
+        Contains(problems, std::string(kOrigin) + ":1: database_max_size: \"512M\" is not a size"));
+    CHECK(Contains(Problems("database_max_size = 1048575\n"),
+                   ":1: database_max_size: must be 0 (no limit) or at least \"1MiB\""));
+    CHECK(Contains(Problems("database_max_size = -1\n"), ":1: database_max_size: must be"));
+    CHECK(Contains(Problems("database_max_size = 1.5\n"), ":1: database_max_size: must be"));
+    CHECK(Contains(Problems("database_max_size = \"100KiB\"\n"), "at least \"1MiB\""));
   }
 
 }  // TEST_SUITE

@@ -543,6 +543,28 @@ TEST_SUITE("delivery_worker") {
     CHECK(h.primary->sent().empty());
   }
 
+  TEST_CASE("Start leaves an interrupted send of a challenge that ended since unknown") {
+    // The message reached the user and the code was approved, then the process died before
+    // the send was recorded: requeued, it would wait forever for a pending challenge.
+    Harness h;
+    h.primary->set_repeats_are_harmless(true);
+    std::string id = h.Create();
+    std::string code = h.CodeOf(id);
+    MustTransact(*h.store, [&](StoreTx& tx) -> Status {
+      Delivery d = **tx.FindLatestDelivery(id);
+      d.state = DeliveryState::kSending;
+      d.attempts = 1;
+      return tx.UpdateDelivery(d);
+    });
+    REQUIRE(h.service.VerifyById(id, {code, true}, "")->status == VerifyStatus::kApproved);
+
+    REQUIRE(h.worker->Start().ok());
+    h.worker->Stop();
+
+    CHECK(h.Latest(id).state == DeliveryState::kUnknown);
+    CHECK(h.primary->sent().empty());
+  }
+
   TEST_CASE("a started worker sends a new challenge's code once woken") {
     Harness h;
     REQUIRE(h.worker->Start().ok());

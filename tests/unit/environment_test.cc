@@ -39,6 +39,7 @@ TEST_SUITE("environment") {
     Config config = MustParse("database = \"file.db\"\n[code]\nttl = \"5m\"\nlength = 8\n",
                               {{"OTP_SIDECAR_CODE_TTL", "10m"},
                                {"OTP_SIDECAR_DATABASE", "/var/lib/otp/env.db"},
+                               {"OTP_SIDECAR_DATABASE_MAX_SIZE", "2GB"},
                                {"OTP_SIDECAR_LIMITS_PUMPING_FLOOR", "40"},
                                {"OTP_SIDECAR_LIMITS_PUMPING_ENABLED", "false"},
                                {"OTP_SIDECAR_LIMITS_PUMPING_MIN_CONVERSION", "0.5"},
@@ -51,6 +52,7 @@ TEST_SUITE("environment") {
     CHECK(config.code_ttl_ms == 600'000);
     CHECK(config.code_length == 8);  // the file's, not overridden
     CHECK(config.database == "/var/lib/otp/env.db");
+    CHECK(config.database_max_size_bytes == 2'000'000'000);
     CHECK(config.key_file == "/var/lib/otp/otp-sidecar.key");
     CHECK(config.limits.pumping.floor == 40);
     CHECK_FALSE(config.limits.pumping.enabled);
@@ -89,6 +91,7 @@ TEST_SUITE("environment") {
     std::string problems =
         Problems("[code]\nlength = 6\n", {{"OTP_SIDECAR_CODE_LENGTH", "4"},
                                           {"OTP_SIDECAR_CODE_TTL", "forever"},
+                                          {"OTP_SIDECAR_DATABASE_MAX_SIZE", "lots"},
                                           {"OTP_SIDECAR_CODE_MAX_ATTEMPTS", "many"},
                                           {"OTP_SIDECAR_LIMITS_USER_SENDS", R"(["5 per hour"])"},
                                           {"OTP_SIDECAR_HTTP_MIN_THREADS", "\"8\""},
@@ -98,6 +101,8 @@ TEST_SUITE("environment") {
     INFO(problems);
     CHECK(Contains(problems, "environment OTP_SIDECAR_CODE_LENGTH: code.length: must be between"));
     CHECK(Contains(problems, "environment OTP_SIDECAR_CODE_TTL: code.ttl:"));
+    CHECK(Contains(problems,
+                   "environment OTP_SIDECAR_DATABASE_MAX_SIZE: database_max_size: \"lots\""));
     CHECK(Contains(problems, "environment OTP_SIDECAR_CODE_MAX_ATTEMPTS: is not a TOML value"));
     CHECK(Contains(problems, "environment OTP_SIDECAR_LIMITS_USER_SENDS: limits.user_sends:"));
     CHECK(Contains(problems,
@@ -134,13 +139,15 @@ TEST_SUITE("environment") {
       CAPTURE(key);
       CHECK(variables.insert(VariableForKey(key)).second);
     }
-    for (const char* key : {"listen", "database", "key_file", "code.ttl", "sms.providers",
-                            "sms.templates", "sms.file.path", "sms.twilio.auth_token_file",
-                            "limits.pumping.floor", "http.max_threads", "delivery.workers"}) {
+    for (const char* key :
+         {"listen", "database", "database_max_size", "key_file", "code.ttl", "sms.providers",
+          "sms.templates", "sms.file.path", "sms.twilio.auth_token_file", "limits.pumping.floor",
+          "http.max_threads", "delivery.workers"}) {
       CAPTURE(key);
       CHECK(std::find(keys.begin(), keys.end(), key) != keys.end());
     }
     CHECK(VariableForKey("limits.user_sends") == "OTP_SIDECAR_LIMITS_USER_SENDS");
     CHECK(VariableForKey("database") == "OTP_SIDECAR_DATABASE");
+    CHECK(VariableForKey("database_max_size") == "OTP_SIDECAR_DATABASE_MAX_SIZE");
   }
 }  // TEST_SUITE

@@ -24,20 +24,21 @@ json BodyOf(const Problem& problem) {
 TEST_SUITE("problem") {
   TEST_CASE("each error code has its HTTP status") {
     const std::pair<const char*, int> table[] = {
-        {"invalid_json", 400},        {"invalid_body", 400},
-        {"missing_field", 400},       {"invalid_field", 400},
-        {"unknown_field", 400},       {"invalid_phone", 400},
-        {"bad_request", 400},         {"not_found", 404},
-        {"challenge_not_found", 404}, {"no_challenge", 404},
-        {"method_not_allowed", 405},  {"challenge_not_pending", 409},
-        {"payload_too_large", 413},   {"unsupported_media_type", 415},
-        {"storage_unavailable", 503}, {"conflict", 503},
-        {"internal_error", 500},      {"region_not_allowed", 403},
-        {"resend_cooldown", 429},     {"user_sends", 429},
-        {"phone_sends", 429},         {"ip_sends", 429},
-        {"region_sends", 429},        {"global_sends", 429},
-        {"region_suspended", 429},    {"user_failures", 429},
-        {"ip_failures", 429},
+        {"invalid_json", 400},         {"invalid_body", 400},
+        {"missing_field", 400},        {"invalid_field", 400},
+        {"unknown_field", 400},        {"invalid_phone", 400},
+        {"bad_request", 400},          {"not_found", 404},
+        {"challenge_not_found", 404},  {"no_challenge", 404},
+        {"method_not_allowed", 405},   {"challenge_not_pending", 409},
+        {"payload_too_large", 413},    {"unsupported_media_type", 415},
+        {"storage_unavailable", 503},  {"conflict", 503},
+        {"internal_error", 500},       {"region_not_allowed", 403},
+        {"resend_cooldown", 429},      {"user_sends", 429},
+        {"phone_sends", 429},          {"ip_sends", 429},
+        {"region_sends", 429},         {"global_sends", 429},
+        {"region_suspended", 429},     {"user_failures", 429},
+        {"ip_failures", 429},          {"storage_full", 503},
+        {"database_unavailable", 503}, {"database_full", 503},
     };
     for (const auto& [code, status] : table) {
       CAPTURE(code);
@@ -102,7 +103,7 @@ TEST_SUITE("problem") {
   TEST_CASE("5xx problems never show the error's message") {
     const std::string secret = "SQL error in /srv/secret/otp.db: UPDATE challenges SET";
     for (const char* code :
-         {"storage_unavailable", "conflict", "internal_error", "something_new"}) {
+         {"storage_unavailable", "storage_full", "conflict", "internal_error", "something_new"}) {
       CAPTURE(code);
       Problem problem = MakeProblem(MakeError(code, secret), "/v1/verify");
       CHECK(problem.status >= 500);

@@ -106,14 +106,15 @@ TEST_SUITE("reload") {
                    "app_name = \"Other\"\n"
                    "listen = \"127.0.0.1:9000\"\n"
                    "socket_group = \"0\"\n"
+                   "database_max_size = \"1GiB\"\n"
                    "[auth]\ntoken_files = [\"api-token\"]\n"
                    "[code]\nttl = \"2m\"\n"
                    "[sms]\ntemplate = \"{code}\"\nwebotp_domain = \"example.com\"\n"
                    "[limits]\nuser_sends = [\"1/1m\"]\n"
                    "[retention]\naudit = \"1d\"\n");
     std::vector<std::string> keys = KeysNeedingRestart(running, MustLoad(path));
-    CHECK(keys == std::vector<std::string>{"listen", "socket_group", "auth", "code", "limits",
-                                           "retention"});
+    CHECK(keys == std::vector<std::string>{"listen", "socket_group", "auth", "database_max_size",
+                                           "code", "limits", "retention"});
   }
 
   TEST_CASE("the running code lifetime stays in the reloaded templates") {

@@ -1083,4 +1083,50 @@ TEST_SUITE("sqlite_store") {
     CHECK(grown->database_size_bytes == pages * page_size + wal);
   }
 
+  TEST_CASE("a size cap refuses growth as storage_full, and the probe reports it") {
+    TempDir dir;
+    std::string path = dir.File("otp.db");
+    constexpr std::int64_t kCap = 1024 * 1024;
+    std::string user(3000, 'u');  // each challenge takes pages, so the cap comes soon
+    int stored = 0;
+    {
+      Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path, kCap);
+      REQUIRE(store.ok());
+      REQUIRE((*store)->ProbeWritable(1000).ok());
+      Status written = OkStatus();
+      while (written.ok() && stored < 2000) {
+        Challenge c = MakeChallenge("ch_big" + std::to_string(stored), user + "-", kNow);
+        c.user += std::to_string(stored);
+        written = (*store)->Transact([&](StoreTx& tx) { return tx.InsertChallenge(c); });
+        if (written.ok()) ++stored;
+      }
+      REQUIRE_FALSE(written.ok());
+      CHECK(written.error().code == "storage_full");
+      CHECK(stored > 20);
+      Status probe = (*store)->ProbeWritable(1000);
+      REQUIRE_FALSE(probe.ok());
+      CHECK(probe.error().code == "storage_full");
+      CHECK_FALSE(FindChallenge(**store, "ch_big" + std::to_string(stored)).has_value());
+    }
+    {
+      SqlReader reader(path);
+      std::int64_t pages = std::stoll(reader.Rows("PRAGMA page_count")[0][0]);
+      std::int64_t page_size = std::stoll(reader.Rows("PRAGMA page_size")[0][0]);
+      CHECK(pages * page_size <= kCap);
+      CHECK(std::stoll(reader.Rows("SELECT COUNT(*) FROM challenges")[0][0]) == stored);
+    }
+
+    // A cap below what the file takes is refused, not silently raised to it.
+    Result<std::unique_ptr<SqliteStore>> smaller = SqliteStore::Open(path, kCap / 2);
+    REQUIRE_FALSE(smaller.ok());
+    CHECK(smaller.error().code == "invalid_config");
+    CHECK(smaller.error().message.find("database_max_size") != std::string::npos);
+
+    // A larger cap gives room again.
+    Result<std::unique_ptr<SqliteStore>> larger = SqliteStore::Open(path, 2 * kCap);
+    REQUIRE(larger.ok());
+    CHECK((*larger)->ProbeWritable(1000).ok());
+    Insert(**larger, MakeChallenge("ch_after_growth", "bob", kNow));
+  }
+
 }  // TEST_SUITE

@@ -25,6 +25,7 @@
 #include "limits/limiter.h"
 #include "store/sqlite_store.h"
 #include "support/fakes.h"
+#include "support/sql_reader.h"
 
 namespace sidecar::testing {
 
@@ -80,53 +81,6 @@ inline std::optional<Delivery> LatestDelivery(Store& store, const std::string& c
   });
   return out;
 }
-
-// A second, read-only connection to a database, to check what the product wrote without
-// going through the product's own reads.
-class SqlReader {
- public:
-  explicit SqlReader(const std::string& path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr);
-    REQUIRE_MESSAGE(rc == SQLITE_OK, "cannot open " << path);
-    sqlite3_busy_timeout(db_, 5000);
-  }
-  ~SqlReader() { sqlite3_close(db_); }
-  SqlReader(const SqlReader&) = delete;
-  SqlReader& operator=(const SqlReader&) = delete;
-
-  // Every row of `sql`, each column as text; NULL reads as "<null>".
-  std::vector<std::vector<std::string>> Rows(const std::string& sql,
-                                             const std::vector<std::string>& params = {}) {
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
-    REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << sqlite3_errmsg(db_));
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      sqlite3_bind_text(stmt, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
-    }
-    std::vector<std::vector<std::string>> rows;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
-        const unsigned char* text = sqlite3_column_text(stmt, c);
-        row.push_back(text == nullptr ? "<null>" : reinterpret_cast<const char*>(text));
-      }
-      rows.push_back(row);
-    }
-    sqlite3_finalize(stmt);
-    REQUIRE_MESSAGE(rc == SQLITE_DONE, sql << ": " << sqlite3_errmsg(db_));
-    return rows;
-  }
-
-  std::int64_t Int(const std::string& sql, const std::vector<std::string>& params = {}) {
-    auto rows = Rows(sql, params);
-    REQUIRE(rows.size() == 1);
-    REQUIRE(rows[0].size() >= 1);
-    return std::stoll(rows[0][0]);
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 struct AuditRow {
   std::string event;
