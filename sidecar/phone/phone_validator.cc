@@ -62,9 +62,15 @@ Result<PhoneNumberInfo> PhoneValidator::Parse(std::string_view input) const {
 
   const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
   PhoneNumber number;
-  if (util.Parse(std::string(input), settings_.default_region, &number) !=
-          PhoneNumberUtil::NO_PARSING_ERROR ||
-      !util.IsValidNumber(number)) {
+  // GetNumberType answers UNKNOWN exactly when the number is invalid, so it is the validity
+  // check too: IsValidNumber would match the number against the same patterns again, and
+  // that matching is the bulk of a create's parsing cost.
+  PhoneNumberUtil::PhoneNumberType type = PhoneNumberUtil::UNKNOWN;
+  if (util.Parse(std::string(input), settings_.default_region, &number) ==
+      PhoneNumberUtil::NO_PARSING_ERROR) {
+    type = util.GetNumberType(number);
+  }
+  if (type == PhoneNumberUtil::UNKNOWN) {
     return Invalid("not a valid phone number; use international form, like +12065550100");
   }
   if (number.has_extension()) return Invalid("a phone number with an extension cannot get an SMS");
@@ -79,7 +85,7 @@ Result<PhoneNumberInfo> PhoneValidator::Parse(std::string_view input) const {
     return Invalid("not a valid phone number; an international number has at most 15 digits");
   }
   util.GetRegionCodeForNumber(number, &info.region);
-  info.type = TypeName(util.GetNumberType(number));
+  info.type = TypeName(type);
   return info;
 }
 

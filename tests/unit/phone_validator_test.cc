@@ -81,6 +81,16 @@ TEST_SUITE("phone_validator") {
     CHECK(longest->e164 == "+493012345678901");
   }
 
+  TEST_CASE("invalid numbers stay invalid_phone when no type is blocked") {
+    PhoneSettings settings;
+    settings.blocked_types = {};
+    PhoneValidator validator(settings);
+    for (const char* input : {"+1 206 555 01", "+999123456789", "+1 206 055 0100"}) {
+      CheckInvalid(validator, input);
+      CHECK(validator.Validate(input).error().message.find("not a valid phone number") == 0);
+    }
+  }
+
   TEST_CASE("numbers with an extension are invalid_phone") {
     PhoneValidator validator(PhoneSettings{});
     CheckInvalid(validator, "+1 206 555 0100 ext. 5");
