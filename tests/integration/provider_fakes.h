@@ -60,11 +60,15 @@ struct SeenRequest {
 };
 
 // The part shared by the fakes: records every request and answers with the next scripted
-// reply (the last one repeats), releasing stalled handlers on destruction.
+// reply (the last one repeats; an empty body is `default_body`), releasing stalled handlers on
+// destruction.
 class ScriptedServer {
  public:
-  ScriptedServer(std::unique_ptr<httplib::Server> server, std::vector<FakeReply> script, int port)
-      : server_(std::move(server)), script_(script.begin(), script.end()) {
+  ScriptedServer(std::unique_ptr<httplib::Server> server, std::vector<FakeReply> script, int port,
+                 std::string default_body)
+      : server_(std::move(server)),
+        default_body_(std::move(default_body)),
+        script_(script.begin(), script.end()) {
     if (script_.empty()) script_.push_back(FakeReply{});
     server_->Post(
         ".*", [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
@@ -104,9 +108,6 @@ class ScriptedServer {
     running_.reset();
   }
 
- protected:
-  virtual std::string DefaultBody() const { return "{}"; }
-
  private:
   void Handle(const httplib::Request& req, httplib::Response& res) {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -121,10 +122,13 @@ class ScriptedServer {
     --concurrent_;
     res.status = reply.status;
     if (!reply.retry_after.empty()) res.set_header("Retry-After", reply.retry_after);
-    res.set_content(reply.body.empty() ? DefaultBody() : reply.body, "application/json");
+    res.set_content(reply.body.empty() ? default_body_ : reply.body, "application/json");
   }
 
   std::unique_ptr<httplib::Server> server_;
+  // A value, not a virtual call: the server serves from the end of this class's constructor,
+  // while a derived class is still being constructed (its vtable pointer still being written).
+  const std::string default_body_;
   std::unique_ptr<RunningServer> running_;
   std::mutex mutex_;
   std::condition_variable released_cv_;
@@ -146,20 +150,20 @@ inline std::unique_ptr<httplib::Server> MakeServer(const TestPki* pki) {
 class FakeTwilio final : public ScriptedServer {
  public:
   explicit FakeTwilio(const TestPki* pki, std::vector<FakeReply> script = {})
-      : ScriptedServer(MakeServer(pki), std::move(script), 0), tls_(pki != nullptr) {}
+      : ScriptedServer(MakeServer(pki), std::move(script), 0, MessageBody()),
+        tls_(pki != nullptr) {}
   ~FakeTwilio() override { Shutdown(); }
 
   std::string base_url() const {
     return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port());
   }
 
- protected:
-  std::string DefaultBody() const override {
+ private:
+  static std::string MessageBody() {
     return std::string(R"({"sid": ")") + kFakeTwilioSid +
            R"(", "status": "queued", "to": "+12065550100"})";
   }
 
- private:
   bool tls_;
 };
 
@@ -180,13 +184,11 @@ inline FakeReply TwilioErrorReply(int status, int code, const std::string& messa
 class FakeWebhook final : public ScriptedServer {
  public:
   explicit FakeWebhook(std::vector<FakeReply> script = {}, int port = 0)
-      : ScriptedServer(std::make_unique<httplib::Server>(), std::move(script), port) {}
+      : ScriptedServer(std::make_unique<httplib::Server>(), std::move(script), port,
+                       R"({"id": "gw-4711"})") {}
   ~FakeWebhook() override { Shutdown(); }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/sms/send"; }
-
- protected:
-  std::string DefaultBody() const override { return R"({"id": "gw-4711"})"; }
 };
 
 inline std::string Base64(const std::string& text) {

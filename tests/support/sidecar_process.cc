@@ -1,5 +1,6 @@
 #include "support/sidecar_process.h"
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -30,6 +31,22 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr Millis kStartDeadline{10'000};
+
+// How every report of GCC's and Clang's sanitizer runtimes begins (UndefinedBehaviorSanitizer
+// prints FILE:LINE:COLUMN first, then the marker).
+constexpr const char* kSanitizerMarkers[] = {
+    "ERROR: AddressSanitizer",  "ERROR: LeakSanitizer",   "ERROR: UndefinedBehaviorSanitizer",
+    "WARNING: ThreadSanitizer", "FATAL: ThreadSanitizer", ": runtime error: ",
+};
+constexpr std::size_t kReportLimit = 16 * 1024;
+
+// Fails the current test when `err`, the stderr of `what`, holds a sanitizer report. The exit
+// status alone does not tell: many tests never look at it, and a sidecar the harness kills has
+// none.
+void CheckNoSanitizerReport(const std::string& what, const std::string& err) {
+  std::string report = SanitizerReport(err);
+  if (!report.empty()) FAIL_CHECK(what << " printed a sanitizer report:\n" << report);
+}
 
 // The test process talks to servers that may close a connection while a request is still
 // being written (an over-long body, a server being killed); cpp-httplib does not pass
@@ -198,6 +215,17 @@ std::string FirstDigits(const std::string& text) {
 
 }  // namespace
 
+std::string SanitizerReport(const std::string& text) {
+  std::size_t first = std::string::npos;
+  for (const char* marker : kSanitizerMarkers)
+    first = std::min(first, text.find(marker));
+  if (first == std::string::npos) return "";
+
+  std::size_t line_end = text.rfind('\n', first);
+  std::size_t start = line_end == std::string::npos ? 0 : line_end + 1;
+  return text.substr(start, kReportLimit);
+}
+
 bool PollUntil(const std::function<bool()>& condition, Millis timeout, Millis interval) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
@@ -240,6 +268,7 @@ ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::str
   }
   result.out = ReadFileBytes(out_path);
   result.err = ReadFileBytes(err_path);
+  CheckNoSanitizerReport("otp-sidecar " + (args.empty() ? "" : args.front()), result.err);
   return result;
 }
 
@@ -305,6 +334,14 @@ SidecarProcess::~SidecarProcess() {
   } catch (...) {
     // Nothing more can be done from a destructor; PR_SET_PDEATHSIG is the last resort.
   }
+
+  // Every run appended to the same file, and the last one has been reaped: whatever it
+  // reported up to its end is there now.
+  try {
+    CheckNoSanitizerReport("otp-sidecar", stderr_text());
+  } catch (...) {
+    // Reading the file failed (out of memory); the test's own checks still stand.
+  }
 }
 
 std::vector<std::string> SidecarProcess::Arguments() const {
@@ -336,8 +373,10 @@ void SidecarProcess::Start() {
   auto fail = [&](const std::string& why) {
     KillAndReap();
     std::string err = ReadFileBytes(err_path);
-    throw std::runtime_error("otp-sidecar did not start: " + why + "\n--- stderr ---\n" +
-                             err.substr(std::min(offset, err.size())));
+    std::string mine = err.substr(std::min(offset, err.size()));
+    // A sanitizer report goes to stderr.log even when the log lines go to a log file.
+    if (!options_.log_file.empty()) mine += "\n--- stderr.log ---\n" + stderr_text();
+    throw std::runtime_error("otp-sidecar did not start: " + why + "\n--- stderr ---\n" + mine);
   };
 
   static const std::regex kListening(R"(msg=listening address=(?:[^ ]*,)?127\.0\.0\.1:([0-9]+))");

@@ -18,6 +18,11 @@
 // GET /healthz to answer 200. The listening line lists every address, comma-separated;
 // the first 127.0.0.1 one is used. The process is always killed in the destructor, and it is
 // also killed by the kernel if the test process dies (PR_SET_PDEATHSIG).
+//
+// In a sanitizer build the sidecar prints its reports on stderr. A sanitizer report in the
+// stderr of a SidecarProcess (any of its runs) or of RunSidecarToExit fails the current test
+// with the report, whatever the test checks itself: a report from a background thread, or
+// one at exit (a leak), changes neither the answers nor always the exit status.
 
 #include <httplib.h>
 #include <sys/types.h>
@@ -59,6 +64,11 @@ struct ExitResult {
 ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::string& dir,
                             Millis timeout = Millis(10'000),
                             const std::vector<std::string>& env = {});
+
+// The first sanitizer report (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer,
+// ThreadSanitizer) in `text`, a process's stderr, from the start of its line on (at most
+// 16 KiB of it); "" when there is none.
+std::string SanitizerReport(const std::string& text);
 
 // One line of the file provider's output.
 struct SmsRecord {
