@@ -659,6 +659,9 @@ Status Configure(sqlite3* db) {
   // (challenges by user, limit events, audit), so each request read pages back from the
   // operating system; 16 MiB keeps them in memory.
   if (s.ok()) s = Exec(db, "PRAGMA cache_size = -16384", "sizing the page cache");
+  // A reader held open for long (an operator's sqlite3) keeps checkpoints from finishing and
+  // the log grows meanwhile; once it restarts, the file is cut back to 64 MiB.
+  if (s.ok()) s = Exec(db, "PRAGMA journal_size_limit = 67108864", "limiting the log's size");
   // Overwrite deleted content so erased sealed codes do not linger in free pages.
   if (s.ok()) s = Exec(db, "PRAGMA secure_delete = ON", "enabling secure delete");
   return s;
