@@ -51,8 +51,9 @@ class CallerAuth {
 
 // Reads the tokens named by `config` (relative names in $CREDENTIALS_DIRECTORY, see
 // ReadSecret) and builds the check. Errors ("invalid_secret", field "auth.token_files") name
-// the file, never its content: a file that cannot be read, is readable by group or others, is empty, or holds
-// a token shorter than 16 characters or with characters other than visible ASCII.
+// the file, never its content: a file that cannot be read, is readable by group or others,
+// is empty, or holds a token shorter than 16 characters or with characters other than
+// visible ASCII.
 // REQUIRES: sodium_init() has been called.
 Result<CallerAuth> MakeCallerAuth(const AuthConfig& config);
 

@@ -124,8 +124,9 @@ class Store {
   // timeout, or is gone; with "storage_full" when the disk is full, or the database is at
   // or near its size limit (which a one-row update alone would not show). Thread-safe.
   virtual Status ProbeWritable(std::int64_t timeout_ms) = 0;
-  // Reads figures for monitoring outside any write transaction: it waits at most a second
-  // for the connection, and never holds writers back for longer than a few small reads.
+  // Reads figures for monitoring, writing nothing: it waits at most a second for the
+  // connection, and never holds writers back for longer than a few small reads (it may
+  // read inside a transaction still open for other callers, and then sees its changes).
   // Errors with "storage_unavailable". Thread-safe.
   virtual Result<StoreStats> ReadStats() = 0;
 };
