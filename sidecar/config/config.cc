@@ -260,6 +260,21 @@ void CheckPostgres(Config& config, Problems& problems) {
   }
 }
 
+// A send still running when its lease ends could be taken over and sent again, so the
+// lease must outlast the longest send: the connect timeout plus a request timeout for each
+// of sending and reading. Unset, it is that plus half a minute.
+void CheckLease(Config& config, Problems& problems) {
+  std::int64_t longest_send =
+      config.delivery_connect_timeout_ms + 2 * config.delivery_request_timeout_ms;
+  if (config.delivery_lease_ms == 0) {
+    config.delivery_lease_ms = longest_send + 30'000;
+  } else if (config.delivery_lease_ms <= longest_send) {
+    problems.AddFor("delivery.lease",
+                    "must be longer than delivery.connect_timeout plus twice "
+                    "delivery.request_timeout (the longest a send may take)");
+  }
+}
+
 // Cross-field and value checks that apply whatever the values came from.
 void CheckValues(Config& config, Problems& problems) {
   CheckListen(config, problems);
@@ -267,14 +282,7 @@ void CheckValues(Config& config, Problems& problems) {
 
   if (config.database.empty()) problems.AddFor("database", "must not be empty");
   if (IsPostgresDatabase(config.database)) CheckPostgres(config, problems);
-  // A send still running when its lease ends could be taken over and sent again. A provider
-  // call may take its connect timeout plus a request timeout for each of sending and reading.
-  if (config.delivery_lease_ms <=
-      config.delivery_connect_timeout_ms + 2 * config.delivery_request_timeout_ms) {
-    problems.AddFor("delivery.lease",
-                    "must be longer than delivery.connect_timeout plus twice "
-                    "delivery.request_timeout (the longest a send may take)");
-  }
+  CheckLease(config, problems);
   if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
       !IsPrintable(config.app_name)) {
     problems.AddFor("app_name", "must be 1 to 64 printable characters");

@@ -126,8 +126,9 @@ struct Config {
   int delivery_workers = 4;
   int delivery_max_in_flight = 2;  // per provider
   // How long a claimed delivery stays this sidecar's before another sidecar sharing the
-  // database may take it over (PostgreSQL). Longer than a send may take.
-  std::int64_t delivery_lease_ms = 60'000;
+  // database may take it over (PostgreSQL). Longer than a send may take; 0 until checked,
+  // then the longest send plus 30 s unless set.
+  std::int64_t delivery_lease_ms = 0;
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
