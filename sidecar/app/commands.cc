@@ -272,7 +272,15 @@ Result<std::unique_ptr<Store>> OpenStore(const Config& config) {
 // check-config reports the same list, so the two commands always agree.
 std::vector<std::string> StartupProblems(const Config& config) {
   std::vector<std::string> problems;
-  CheckKeyFile(config, problems);
+  if (config.key_file.empty()) {
+    // Every sidecar sharing the database must hash and seal codes with the same key.
+    problems.push_back(config.Problem("key_file",
+                                      "must be set when database is a PostgreSQL URI: every "
+                                      "sidecar that shares the database needs a copy of the "
+                                      "same key file"));
+  } else {
+    CheckKeyFile(config, problems);
+  }
   if (IsPostgresDatabase(config.database)) {
     Result<PgSettings> settings = PostgresSettings(config);
     if (!settings.ok()) {
@@ -518,7 +526,9 @@ int RunServe(const Config& config) {
 int RunCheckConfig(const Config& config) {
   if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
-  if (key_file.credential) {
+  if (config.key_file.empty()) {
+    // Reported with the other problems below.
+  } else if (key_file.credential) {
     std::printf("note: key_file is the credential %s\n", key_file.path.c_str());
   } else if (::access(key_file.path.c_str(), F_OK) != 0) {
     std::printf("note: key_file %s does not exist yet; serve will create it\n",

@@ -251,13 +251,6 @@ void CheckPostgres(Config& config, Problems& problems) {
     problems.AddFor("database_max_size",
                     "applies to a SQLite file only; limit a PostgreSQL database on its server");
   }
-  // Every sidecar sharing the database must hash and seal codes with the same key, so it
-  // cannot default to a file beside a database that has no folder.
-  if (config.key_file.empty()) {
-    problems.AddFor("key_file",
-                    "must be set when database is a PostgreSQL URI: every sidecar that shares "
-                    "the database needs a copy of the same key file");
-  }
 }
 
 // A send still running when its lease ends could be taken over and sent again, so the
@@ -319,8 +312,10 @@ void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& prob
 }
 
 // The key file defaults to "otp-sidecar.key" in the database's folder.
+// A PostgreSQL database has no folder: there it stays empty, and serve insists on one (see
+// StartupProblems).
 void DefaultKeyFile(Config& config) {
-  if (!config.key_file.empty()) return;
+  if (!config.key_file.empty() || IsPostgresDatabase(config.database)) return;
   std::string::size_type slash = config.database.rfind('/');
   std::string folder = slash == std::string::npos ? "" : config.database.substr(0, slash + 1);
   config.key_file = folder + "otp-sidecar.key";

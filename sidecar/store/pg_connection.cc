@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/log.h"
+
 namespace sidecar {
 namespace {
 
@@ -15,7 +17,16 @@ namespace {
 // process stall or die mid-transaction, the server still releases its locks.
 constexpr const char* kSessionSetup =
     "SET TIME ZONE 'UTC'; SET lock_timeout = '5s'; SET statement_timeout = '15s'; "
-    "SET idle_in_transaction_session_timeout = '30s'";
+    "SET idle_in_transaction_session_timeout = '30s'; SET client_min_messages = 'warning'";
+
+// libpq prints the server's notices and warnings on stderr by default; they go to the log
+// instead, in its format.
+void LogNotice(void*, const char* message) {
+  std::string text = message;
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  Log(LogLevel::kWarn, "store", "PostgreSQL says", {{"notice", text}});
+}
 
 int MillisLeft(SteadyTime deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -134,6 +145,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgSettings& se
     PQfinish(conn);
     return MakeError("storage_unavailable", "connecting to PostgreSQL: " + message);
   }
+  PQsetNoticeProcessor(conn, LogNotice, nullptr);
   if (PQsetnonblocking(conn, 1) != 0) {
     PQfinish(conn);
     return MakeError("storage_unavailable", "connecting to PostgreSQL: cannot set non-blocking");
