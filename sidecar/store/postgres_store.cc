@@ -153,6 +153,13 @@ class PostgresStore::Tx final : public StoreTx {
   }
 
   Result<std::optional<Challenge>> FindChallenge(std::string_view id) override {
+    // The user's lock first, as every transaction about a user takes it (see Lock).
+    Result<PgRows> owner =
+        Query("SELECT \"user\" FROM challenges WHERE id = $1", {id}, "reading challenge");
+    if (!owner.ok()) return owner.error();
+    if (owner->size() == 0) return std::optional<Challenge>();
+    Status locked = Lock("user", owner->Text(0, 0));
+    if (!locked.ok()) return locked.error();
     return OneChallenge(
         Sql("SELECT ", kChallengeColumns, " FROM challenges WHERE id = $1 FOR UPDATE"), id,
         "reading challenge");
@@ -291,7 +298,10 @@ class PostgresStore::Tx final : public StoreTx {
                                               TimeMs after) override {
     // The key stays locked until the transaction ends, so the event this transaction may add
     // is counted by every other sidecar's next look.
-    Status locked = Lock(std::string("limit:") + std::string(scope), key);
+    // A user's own scopes (user_sends, user_failures) are keyed by the user: they take the
+    // user's lock, so that it comes first in a create as in a verify.
+    bool of_user = scope.rfind("user_", 0) == 0;
+    Status locked = of_user ? Lock("user", key) : Lock("limit:" + std::string(scope), key);
     if (!locked.ok()) return locked.error();
     Result<PgRows> rows = Query(
         "SELECT time FROM limit_events WHERE scope = $1 AND key = $2 AND time > $3 "
@@ -325,7 +335,7 @@ class PostgresStore::Tx final : public StoreTx {
   }
 
   Result<FailureStreak> FindFailureStreak(std::string_view user) override {
-    Status locked = Lock("streak", user);
+    Status locked = Lock("user", user);
     if (!locked.ok()) return locked.error();
     Result<PgRows> rows =
         Query("SELECT failures, last_failure_at FROM failure_streaks WHERE \"user\" = $1", {user},
@@ -451,6 +461,12 @@ class PostgresStore::Tx final : public StoreTx {
 
   // Takes the transaction-scoped advisory lock of (kind, name), once per transaction. The
   // 64-bit hash of the pair names the lock; two pairs that collide only wait for each other.
+  //
+  // Deadlocks: everything about one user (their challenges, their own limit scopes, their
+  // failure streak) takes the one "user" lock, before any of the user's rows, so a create
+  // and a verify of one user queue on it instead of each holding what the other needs.
+  // Those about different users share only keys and regions, which the limiter always
+  // reads in the same order. PostgreSQL detects any deadlock left and the body runs again.
   Status Lock(const std::string& kind, std::string_view name) {
     std::string key = kind + '\x1f' + std::string(name);
     if (locked_.count(key) != 0) return OkStatus();

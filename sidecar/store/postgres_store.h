@@ -9,7 +9,8 @@
 //   compare no more codes than allowed;
 // - before a transaction reads a user's challenges, a limit key's events, a user's failure
 //   streak or a region's counts, it takes a transaction-scoped advisory lock on that user,
-//   key or region, so that N sidecars counting one limit never overshoot it;
+//   key or region, so that N sidecars counting one limit never overshoot it (a user's lock
+//   comes before the user's rows, so that transactions about one user queue on it);
 // - the outbox is claimed with FOR UPDATE SKIP LOCKED, so every sidecar's delivery worker
 //   takes different work, and a claim is a lease (see FindSendingDeliveries);
 // - transactions run at READ COMMITTED: after taking a lock, each statement sees everything
