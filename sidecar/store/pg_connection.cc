@@ -234,14 +234,12 @@ Result<PgRows> PgConnection::Await(SteadyTime deadline, const char* context) {
   }
 
   // The deadline passed or the connection broke: what the server does with the query now is
-  // unknown, so the connection is cancelled and never used again.
+  // unknown, so the connection is never used again. No cancel request is sent: it would
+  // open a new connection without a timeout, to a server that may be unreachable. The
+  // server ends the statement by itself (lock_timeout, statement_timeout) and the session
+  // once it sees the socket closed.
   if (answer != nullptr) PQclear(answer);
   bool timed_out = PQstatus(conn_) == CONNECTION_OK && MillisLeft(deadline) == 0;
-  if (PGcancel* cancel = PQgetCancel(conn_)) {
-    char ignored[256];
-    PQcancel(cancel, ignored, sizeof ignored);
-    PQfreeCancel(cancel);
-  }
   broken_ = true;
   if (timed_out) {
     return MakeError("storage_unavailable",

@@ -1,7 +1,7 @@
 #pragma once
 
 // One libpq connection to PostgreSQL with a deadline on every call: a query waits on the
-// socket with poll() and is cancelled (and the connection dropped) when the deadline passes,
+// socket with poll() and is abandoned (the connection dropped) when the deadline passes,
 // so a server that hangs or a network that drops packets never blocks a request for longer
 // than its budget. Not thread-safe: the pool (postgres_store.cc) lends it to one user at a
 // time.
@@ -104,7 +104,8 @@ class PgConnection {
 
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
-  // Waits for the result of the query just sent; cancels it when `deadline` passes.
+  // Waits for the result of the query just sent; gives up on it, and on the connection, when
+  // `deadline` passes.
   Result<PgRows> Await(SteadyTime deadline, const char* context);
   Error Fail(pg_result* result, const char* context);
 
