@@ -1,7 +1,7 @@
-# Generates a C++ source holding every migrations/NNNN_name.sql file, in order, so that the
+# Generates a C++ source holding every NNNN_name.sql file of a folder, in order, so that the
 # binary carries its schema and never depends on files beside it at run time.
 #
-# Inputs: MIGRATIONS_DIR, OUTPUT.
+# Inputs: MIGRATIONS_DIR, OUTPUT, FUNCTION (the C++ function that returns them).
 
 file(GLOB migration_files RELATIVE "${MIGRATIONS_DIR}" "${MIGRATIONS_DIR}/*.sql")
 list(SORT migration_files)
@@ -22,10 +22,10 @@ foreach(name IN LISTS migration_files)
   string(APPEND body "    {${version}, \"${name}\", R\"otpsql(${sql})otpsql\"},\n")
 endforeach()
 
-set(content "// Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit.\n")
+set(content "// Generated from ${MIGRATIONS_DIR} by cmake/embed_migrations.cmake. Do not edit.\n")
 string(APPEND content "#include \"store/migrations.h\"\n\n")
 string(APPEND content "namespace sidecar {\n\n")
-string(APPEND content "const std::vector<Migration>& EmbeddedMigrations() {\n")
+string(APPEND content "const std::vector<Migration>& ${FUNCTION}() {\n")
 string(APPEND content "  static const std::vector<Migration> kMigrations = {\n${body}  };\n")
 string(APPEND content "  return kMigrations;\n}\n\n}  // namespace sidecar\n")
 

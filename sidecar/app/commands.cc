@@ -35,6 +35,7 @@
 #include "providers/twilio_provider.h"
 #include "providers/webhook_provider.h"
 #include "store/migrations.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
 #ifndef OTP_SIDECAR_VERSION
@@ -161,7 +162,7 @@ int Fail(const std::string& what, const Error& error) {
 // error, with the exit status of one.
 int FailToOpen(const std::string& what, const Error& error) {
   int status = Fail(what, error);
-  return error.code == "invalid_config" ? 2 : status;
+  return error.code == "invalid_config" || error.code == "invalid_secret" ? 2 : status;
 }
 
 // The key that names where a secret comes from: its file, else its variable.
@@ -232,14 +233,63 @@ Result<std::vector<std::unique_ptr<SmsProvider>>> MakeProviders(const Config& co
   return providers;
 }
 
+// The PostgreSQL server to use, with its password read from where the configuration says.
+Result<PgSettings> PostgresSettings(const Config& config) {
+  PgSettings settings{config.database, ""};
+  if (config.database_password_file.empty() && config.database_password_env.empty()) {
+    return settings;
+  }
+  Result<std::string> password =
+      ReadSecret(config.database_password_file, config.database_password_env);
+  if (!password.ok()) {
+    Error error = password.error();
+    error.field =
+        config.database_password_file.empty() ? "database_password_env" : "database_password_file";
+    return error;
+  }
+  settings.password = std::move(*password);
+  return settings;
+}
+
+// The store `database` names: a SQLite file, or a PostgreSQL database by URI.
+Result<std::unique_ptr<Store>> OpenStore(const Config& config) {
+  if (IsPostgresDatabase(config.database)) {
+    Result<PgSettings> settings = PostgresSettings(config);
+    if (!settings.ok()) return settings.error();
+    Result<std::unique_ptr<PostgresStore>> store =
+        PostgresStore::Open(*settings, config.database_pool_size);
+    if (!store.ok()) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
+  Result<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(config.database, config.database_max_size_bytes);
+  if (!store.ok()) return store.error();
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
 // Everything serve refuses to start on after the configuration parsed, each as "ORIGIN:
 // KEY: what": the key file, the files serve must create or write, the providers' secrets.
 // check-config reports the same list, so the two commands always agree.
 std::vector<std::string> StartupProblems(const Config& config) {
   std::vector<std::string> problems;
-  CheckKeyFile(config, problems);
-  CheckWritable(config, "database", config.database, problems);
-  CheckDatabaseSize(config, problems);
+  if (config.key_file.empty()) {
+    // Every sidecar sharing the database must hash and seal codes with the same key.
+    problems.push_back(config.Problem("key_file",
+                                      "must be set when database is a PostgreSQL URI: every "
+                                      "sidecar that shares the database needs a copy of the "
+                                      "same key file"));
+  } else {
+    CheckKeyFile(config, problems);
+  }
+  if (IsPostgresDatabase(config.database)) {
+    Result<PgSettings> settings = PostgresSettings(config);
+    if (!settings.ok()) {
+      problems.push_back(config.Problem(settings.error().field, settings.error().message));
+    }
+  } else {
+    CheckWritable(config, "database", config.database, problems);
+    CheckDatabaseSize(config, problems);
+  }
   if (!config.log_file.empty()) CheckWritable(config, "log_file", config.log_file, problems);
   for (const std::string& name : config.sms_providers) {
     if (name == "file") CheckWritable(config, "sms.file.path", config.sms_file_path, problems);
@@ -288,6 +338,7 @@ DeliverySettings MakeDeliverySettings(const Config& config) {
   settings.workers = config.delivery_workers;
   settings.max_in_flight = config.delivery_max_in_flight;
   settings.resend_on_unknown = config.delivery_resend_on_unknown;
+  settings.lease_ms = config.delivery_lease_ms;
   // A provider call may take its connect timeout plus a request timeout for each of
   // sending and reading; a thread quiet for longer than that (and a margin) is stuck.
   settings.stall_after_ms =
@@ -381,8 +432,7 @@ int RunServe(const Config& config) {
   CodeKeys keys(*master);
   sodium_memzero(master->data(), master->size());
 
-  Result<std::unique_ptr<SqliteStore>> store =
-      SqliteStore::Open(config.database, config.database_max_size_bytes);
+  Result<std::unique_ptr<Store>> store = OpenStore(config);
   if (!store.ok()) return FailToOpen("cannot open the database", store.error());
 
   SystemClock clock;
@@ -457,9 +507,9 @@ int RunServe(const Config& config) {
   std::int64_t signalled = stop_signalled_ms.load();
   std::int64_t grace = kSendGraceMs - (signalled == 0 ? 0 : SteadyNowMs() - signalled);
   bool finished = worker.StopWithin(grace);
-  Status checkpointed = (*store)->Checkpoint();
-  if (!checkpointed.ok()) {
-    Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", checkpointed.error().message}});
+  Status tidied = (*store)->PrepareForExit();
+  if (!tidied.ok()) {
+    Log(LogLevel::kWarn, "store", "checkpoint failed", {{"error", tidied.error().message}});
   }
   if (!finished) {
     Log(LogLevel::kWarn, "delivery",
@@ -476,7 +526,9 @@ int RunServe(const Config& config) {
 int RunCheckConfig(const Config& config) {
   if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
-  if (key_file.credential) {
+  if (config.key_file.empty()) {
+    // Reported with the other problems below.
+  } else if (key_file.credential) {
     std::printf("note: key_file is the credential %s\n", key_file.path.c_str());
   } else if (::access(key_file.path.c_str(), F_OK) != 0) {
     std::printf("note: key_file %s does not exist yet; serve will create it\n",
@@ -495,8 +547,7 @@ int RunCheckConfig(const Config& config) {
 
 int RunMigrate(const Config& config) {
   SetLogLevel(config.log_level);
-  Result<std::unique_ptr<SqliteStore>> store =
-      SqliteStore::Open(config.database, config.database_max_size_bytes);
+  Result<std::unique_ptr<Store>> store = OpenStore(config);
   if (!store.ok()) return FailToOpen("cannot migrate the database", store.error());
   std::printf("%s: schema version %d\n", config.database.c_str(), (*store)->schema_version());
   return 0;

@@ -63,6 +63,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
                    a.auth.metrics_require_token == b.auth.metrics_require_token},
       {"database", a.database == b.database},
       {"database_max_size", a.database_max_size_bytes == b.database_max_size_bytes},
+      {"database_password", a.database_password_file == b.database_password_file &&
+                                a.database_password_env == b.database_password_env},
+      {"database_pool_size", a.database_pool_size == b.database_pool_size},
       {"key_file", a.key_file == b.key_file},
       {"log_level", a.log_level == b.log_level},
       {"log_file", a.log_file == b.log_file},
@@ -81,7 +84,8 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
                        a.delivery_request_timeout_ms == b.delivery_request_timeout_ms &&
                        a.delivery_resend_on_unknown == b.delivery_resend_on_unknown &&
                        a.delivery_workers == b.delivery_workers &&
-                       a.delivery_max_in_flight == b.delivery_max_in_flight},
+                       a.delivery_max_in_flight == b.delivery_max_in_flight &&
+                       a.delivery_lease_ms == b.delivery_lease_ms},
       {"phone", a.phone.default_region == b.phone.default_region &&
                     a.phone.allowed_regions == b.phone.allowed_regions &&
                     a.phone.blocked_types == b.phone.blocked_types},

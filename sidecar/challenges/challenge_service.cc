@@ -160,6 +160,7 @@ Result<CreatedChallenge> ChallengeService::Create(const CreateRequest& request) 
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
     ended.clear();
+    refusal.reset();  // a run again after a conflict starts afresh
     Result<std::optional<Refusal>> admitted = limiter_.AdmitSend(
         tx, SendSubject{request.user, request.phone, request.client_ip, request.region}, now);
     if (!admitted.ok()) return admitted.error();
@@ -256,6 +257,7 @@ Result<VerifyResult> ChallengeService::Verify(
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
     ended.clear();
+    refusal.reset();  // a run again after a conflict starts afresh
     Result<std::optional<Challenge>> found = find(tx);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError(not_found_code, "no such challenge");
@@ -356,6 +358,7 @@ Status ChallengeService::Resend(const std::string& id, const std::string& client
 
   Status stored = store_.Transact([&](StoreTx& tx) -> Status {
     ended.clear();
+    refusal.reset();  // a run again after a conflict starts afresh
     Result<std::optional<Challenge>> found = tx.FindChallenge(id);
     if (!found.ok()) return found.error();
     if (!found->has_value()) return MakeError("challenge_not_found", "no such challenge");

@@ -139,8 +139,10 @@ std::string HelpText(const std::string& topic) {
            "  --config FILE          TOML configuration file\n"
            "  --listen ADDRESS       HOST:PORT or unix:PATH to serve on; repeat for several\n"
            "                         (default 127.0.0.1:8470)\n"
-           "  --database PATH        SQLite database (default ./otp-sidecar.db)\n"
-           "  --key-file PATH        master key (default: otp-sidecar.key beside the database)\n"
+           "  --database PATH|URI    SQLite file (default ./otp-sidecar.db), or a PostgreSQL\n"
+           "                         URI postgresql://USER@HOST/DB shared by several sidecars\n"
+           "  --key-file PATH        master key (default: otp-sidecar.key beside a SQLite\n"
+           "                         file; required with PostgreSQL)\n"
            "  --sms-provider NAME    console, file, twilio or webhook (default console)\n"
            "  --sms-file PATH        where the file provider appends (default ./sms.jsonl)\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -162,10 +164,10 @@ std::string HelpText(const std::string& topic) {
            "with the same lines. OTP_SIDECAR_* variables are checked too.\n";
   }
   if (topic == "migrate") {
-    return "usage: otp-sidecar migrate --database PATH | --config FILE\n"
+    return "usage: otp-sidecar migrate --database PATH|URI | --config FILE\n"
            "\n"
-           "Creates the database if needed, applies pending migrations and prints the\n"
-           "schema version. Safe to run while a sidecar is serving.\n";
+           "Creates the database if needed (a SQLite file), applies pending migrations and\n"
+           "prints the schema version. Safe to run while sidecars are serving.\n";
   }
   if (topic == "version") {
     return "usage: otp-sidecar version\n\nPrints the version and the newest schema version.\n";

@@ -76,6 +76,9 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
   top.String("socket_group", &config.socket_group);
   top.String("database", &config.database);
   top.Size("database_max_size", kMinDatabaseMaxSize, "\"1MiB\"", &config.database_max_size_bytes);
+  top.String("database_password_file", &config.database_password_file);
+  top.String("database_password_env", &config.database_password_env);
+  top.Integer("database_pool_size", 1, 256, &config.database_pool_size);
   top.String("key_file", &config.key_file);
   top.String("app_name", &config.app_name);
   top.String("log_file", &config.log_file);
@@ -133,6 +136,8 @@ void ReadTables(const toml::table& root, Config& config, Problems& problems) {
     reader.Boolean("resend_on_unknown", &config.delivery_resend_on_unknown);
     reader.Integer("workers", 1, 64, &config.delivery_workers);
     reader.Integer("max_in_flight", 1, 64, &config.delivery_max_in_flight);
+    reader.Duration("lease", 1000, 24LL * 60 * 60 * 1000, "\"1s\" and \"1d\"",
+                    &config.delivery_lease_ms);
   }
 }
 
@@ -215,12 +220,62 @@ void CheckAuth(const Config& config, Problems& problems) {
   }
 }
 
+// A PostgreSQL URI names its server, never its password: the configuration file and the
+// logs that show `database` are not the place for it.
+bool HasInlinePassword(const std::string& uri) {
+  std::string::size_type scheme = uri.find("://");
+  std::string::size_type authority_end = uri.find_first_of("/?", scheme + 3);
+  std::string authority =
+      uri.substr(scheme + 3, authority_end == std::string::npos ? std::string::npos
+                                                                : authority_end - scheme - 3);
+  std::string::size_type at = authority.rfind('@');
+  if (at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos) {
+    return true;
+  }
+  std::string::size_type query = uri.find('?');
+  if (query == std::string::npos) return false;
+  std::string params = "&" + uri.substr(query + 1);
+  return params.find("&password=") != std::string::npos;
+}
+
+void CheckPostgres(Config& config, Problems& problems) {
+  if (HasInlinePassword(config.database)) {
+    problems.AddFor("database",
+                    "must not hold a password; put it in a file named by "
+                    "database_password_file (or a systemd credential)");
+  }
+  if (config.database.find_first_of(" \t\r\n") != std::string::npos) {
+    problems.AddFor("database", "must not contain white space");
+  }
+  if (config.database_max_size_bytes > 0) {
+    problems.AddFor("database_max_size",
+                    "applies to a SQLite file only; limit a PostgreSQL database on its server");
+  }
+}
+
+// A send still running when its lease ends could be taken over and sent again, so the
+// lease must outlast the longest send: the connect timeout plus a request timeout for each
+// of sending and reading. Unset, it is that plus half a minute.
+void CheckLease(Config& config, Problems& problems) {
+  std::int64_t longest_send =
+      config.delivery_connect_timeout_ms + 2 * config.delivery_request_timeout_ms;
+  if (config.delivery_lease_ms == 0) {
+    config.delivery_lease_ms = longest_send + 30'000;
+  } else if (config.delivery_lease_ms <= longest_send) {
+    problems.AddFor("delivery.lease",
+                    "must be longer than delivery.connect_timeout plus twice "
+                    "delivery.request_timeout (the longest a send may take)");
+  }
+}
+
 // Cross-field and value checks that apply whatever the values came from.
 void CheckValues(Config& config, Problems& problems) {
   CheckListen(config, problems);
   CheckAuth(config, problems);
 
   if (config.database.empty()) problems.AddFor("database", "must not be empty");
+  if (IsPostgresDatabase(config.database)) CheckPostgres(config, problems);
+  CheckLease(config, problems);
   if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
       !IsPrintable(config.app_name)) {
     problems.AddFor("app_name", "must be 1 to 64 printable characters");
@@ -257,8 +312,10 @@ void ApplyOverrides(const ConfigOverrides& flags, Config& config, Problems& prob
 }
 
 // The key file defaults to "otp-sidecar.key" in the database's folder.
+// A PostgreSQL database has no folder: there it stays empty, and serve insists on one (see
+// StartupProblems).
 void DefaultKeyFile(Config& config) {
-  if (!config.key_file.empty()) return;
+  if (!config.key_file.empty() || IsPostgresDatabase(config.database)) return;
   std::string::size_type slash = config.database.rfind('/');
   std::string folder = slash == std::string::npos ? "" : config.database.substr(0, slash + 1);
   config.key_file = folder + "otp-sidecar.key";
@@ -304,6 +361,10 @@ Result<Config> Parse(const std::string& text, const std::string& origin,
 }
 
 }  // namespace
+
+bool IsPostgresDatabase(const std::string& database) {
+  return database.rfind("postgresql://", 0) == 0 || database.rfind("postgres://", 0) == 0;
+}
 
 std::string Config::Problem(const std::string& key, const std::string& what) const {
   auto origin = origins.find(key);

@@ -78,10 +78,19 @@ struct Config {
   bool allow_remote = false;  // non-loopback TCP addresses, only with [auth] on
   std::string socket_group;   // group of the Unix sockets; empty: the one they are made with
   AuthConfig auth;
+  // A SQLite file, or a PostgreSQL URI (postgresql://... or postgres://..., without a
+  // password) for a database shared by several sidecars.
   std::string database = "otp-sidecar.db";
   // The most the database file may grow to, in bytes (rounded down to whole pages when
   // applied); 0: no limit but the disk's. Writes that need more room fail as storage_full.
+  // SQLite only.
   std::int64_t database_max_size_bytes = 0;
+  // PostgreSQL: where the password is read from when serving starts (see ReadSecret); both
+  // empty: none, or libpq's own sources. Never kept in the configuration.
+  std::string database_password_file;
+  std::string database_password_env;
+  // PostgreSQL: the most connections this sidecar opens.
+  int database_pool_size = 8;
   std::string key_file;  // empty until Finalize(): then beside the database
   std::string app_name = "Example";
   LogLevel log_level = LogLevel::kInfo;
@@ -116,6 +125,10 @@ struct Config {
   bool delivery_resend_on_unknown = false;
   int delivery_workers = 4;
   int delivery_max_in_flight = 2;  // per provider
+  // How long a claimed delivery stays this sidecar's before another sidecar sharing the
+  // database may take it over (PostgreSQL). Longer than a send may take; 0 until checked,
+  // then the longest send plus 30 s unless set.
+  std::int64_t delivery_lease_ms = 0;
 
   PhoneSettings phone;  // allowed_regions filled in (default region) after loading
   LimitSettings limits;
@@ -131,6 +144,9 @@ struct Config {
   // "ORIGIN: KEY: what" (or "KEY: what" for a default), as configuration errors read.
   std::string Problem(const std::string& key, const std::string& what) const;
 };
+
+// True when `database` names a PostgreSQL database rather than a SQLite file.
+bool IsPostgresDatabase(const std::string& database);
 
 // Environment variables by name. Only OTP_SIDECAR_* ones matter to the configuration.
 using Environment = std::map<std::string, std::string>;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "common/log.h"
 #include "common/phone.h"
@@ -46,13 +47,15 @@ DeliveryWorker::~DeliveryWorker() {
   Stop();
 }
 
-Status DeliveryWorker::RecoverInterrupted() {
+Status DeliveryWorker::RecoverInterrupted(TimeMs claimed_at_or_before) {
   TimeMs now = clock_.Now();
   int requeued = 0;
   int unknown = 0;
 
   Status recovered = store_.Transact([&](StoreTx& tx) -> Status {
-    Result<std::vector<Delivery>> sending = tx.FindSendingDeliveries();
+    requeued = 0;
+    unknown = 0;
+    Result<std::vector<Delivery>> sending = tx.FindSendingDeliveries(claimed_at_or_before);
     if (!sending.ok()) return sending.error();
     for (Delivery& d : *sending) {
       // A challenge that ended meanwhile (its code approved, say, from the very message
@@ -76,15 +79,38 @@ Status DeliveryWorker::RecoverInterrupted() {
   if (!recovered.ok()) return recovered;
 
   if (requeued + unknown > 0) {
-    Log(LogLevel::kWarn, "delivery", "deliveries interrupted by a restart",
+    Log(LogLevel::kWarn, "delivery",
+        store_.shared() ? "deliveries whose claim ran out taken over"
+                        : "deliveries interrupted by a restart",
         {{"requeued", std::to_string(requeued)}, {"unknown", std::to_string(unknown)}});
   }
   return OkStatus();
 }
 
+void DeliveryWorker::TakeOverExpiredLeases() {
+  TimeMs now = clock_.Now();
+  TimeMs due = next_takeover_.load();
+  if (!store_.shared() || now < due) return;
+  // One thread looks; the others see the new time and go on.
+  if (!next_takeover_.compare_exchange_strong(
+          due, now + std::max<std::int64_t>(settings_.lease_ms / 4, 250))) {
+    return;
+  }
+  Status taken = RecoverInterrupted(now - settings_.lease_ms);
+  if (!taken.ok()) {
+    Log(LogLevel::kError, "delivery", "cannot take over expired claims",
+        {{"error", taken.error().message}});
+  }
+}
+
 Status DeliveryWorker::Start() {
-  Status recovered = RecoverInterrupted();
+  // Alone on its database, this process's earlier run was the only claimant: every
+  // delivery still in "sending" was interrupted. Shared, only those whose lease ran out.
+  TimeMs now = clock_.Now();
+  Status recovered = RecoverInterrupted(store_.shared() ? now - settings_.lease_ms
+                                                        : std::numeric_limits<TimeMs>::max());
   if (!recovered.ok()) return recovered;
+  next_takeover_.store(now + std::max<std::int64_t>(settings_.lease_ms / 4, 250));
 
   if (!threads_.empty() || thread_heartbeats_ != nullptr) return OkStatus();
   auto count = static_cast<std::size_t>(std::max(1, settings_.workers));
@@ -207,6 +233,7 @@ void DeliveryWorker::Run(std::size_t index) {
       wake_ = false;
     }
     Beat(heartbeat);
+    TakeOverExpiredLeases();
     int handled = Drain(heartbeat);
     {
       // A stop that came during the sends needs no look at the outbox; an abandoned

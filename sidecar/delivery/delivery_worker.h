@@ -15,6 +15,12 @@
 // harmless (console, file) or resend_on_unknown is set, else it is "unknown"; it is
 // "unknown" too when its challenge has ended since.
 //
+// On a store shared by several sidecars (Store::shared) a claim is a lease of
+// settings.lease_ms: a delivery in "sending" may be another live sidecar's, so it counts as
+// interrupted only once its lease has run out, and every sidecar looks for such deliveries
+// at start-up and then every quarter lease. The lease is longer than any send may take
+// (see config), so a live sidecar's send is never taken over.
+//
 // Stopping: no delivery is claimed once a stop begins, and a send already started is given
 // a bounded grace to finish and be recorded. A send still running after it is abandoned:
 // its row stays "sending", which the next start treats as an interrupted send (above);
@@ -53,6 +59,7 @@ struct DeliverySettings {
   int workers = 1;
   int max_in_flight = 2;  // per provider
   bool resend_on_unknown = false;
+  std::int64_t lease_ms = 60'000;  // see "shared store" above
   // A thread that has not shown life for this long is stuck. It must exceed the longest a
   // provider call may take (connect plus request timeouts) plus one idle wait (1 s).
   std::int64_t stall_after_ms = 60'000;
@@ -115,7 +122,11 @@ class DeliveryWorker {
   bool DeliverOne();
   // Renders the message and has the job's provider send it, timing the call.
   SendOutcome Send(const DeliveryJob& job, const std::string& code);
-  Status RecoverInterrupted();
+  // Handles the deliveries in "sending" claimed at or before `claimed_at_or_before`.
+  Status RecoverInterrupted(TimeMs claimed_at_or_before);
+  // On a shared store: takes over the deliveries whose lease ran out, once per quarter lease
+  // over all threads.
+  void TakeOverExpiredLeases();
   std::optional<DeliveryJob> Claim(TimeMs now);
   void Release(const std::string& provider);
   // `provider_at_fault` is false when the message could not even be made (the sealed code
@@ -151,6 +162,7 @@ class DeliveryWorker {
   // threads never both take a provider's last free slot.
   std::mutex claim_mutex_;
   std::atomic<TimeMs> heartbeat_{0};
+  std::atomic<TimeMs> next_takeover_{0};  // when TakeOverExpiredLeases looks again
   // One heartbeat per thread, made by Start() before the threads and kept until the
   // destructor, so alive() may read them at any time.
   std::unique_ptr<std::atomic<TimeMs>[]> thread_heartbeats_;

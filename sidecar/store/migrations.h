@@ -15,7 +15,10 @@ struct Migration {
   const char* sql;
 };
 
-// Sorted by version, starting at 1, without gaps.
+// Sorted by version, starting at 1, without gaps: SQLite's (migrations/*.sql).
 const std::vector<Migration>& EmbeddedMigrations();
+// The same for PostgreSQL (migrations/postgresql/*.sql), whose versions are recorded in the
+// table otp_sidecar_schema instead.
+const std::vector<Migration>& EmbeddedPostgresMigrations();
 
 }  // namespace sidecar

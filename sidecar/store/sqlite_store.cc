@@ -236,6 +236,7 @@ std::string Sql(const char* head, const char* columns, const char* tail) {
 class SqliteStore::Tx final : public StoreTx {
  public:
   using StoreTx::FindDueDelivery;
+  using StoreTx::FindSendingDeliveries;
   Tx(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache) : db_(db), cache_(cache) {}
 
   Status InsertChallenge(const Challenge& c) override {
@@ -407,10 +408,12 @@ class SqliteStore::Tx final : public StoreTx {
     return std::optional<TimeMs>((*s)->Int(0));
   }
 
-  Result<std::vector<Delivery>> FindSendingDeliveries() override {
-    auto s = Prepare(
-        Sql("SELECT ", kDeliveryColumns, " FROM deliveries WHERE state = 'sending' ORDER BY id"));
+  Result<std::vector<Delivery>> FindSendingDeliveries(TimeMs claimed_at_or_before) override {
+    auto s = Prepare(Sql("SELECT ", kDeliveryColumns,
+                         " FROM deliveries WHERE state = 'sending' AND updated_at <= ?1 "
+                         "ORDER BY id"));
     if (!s.ok()) return s.error();
+    (*s)->Bind(1, claimed_at_or_before);
     std::vector<Delivery> out;
     while (true) {
       Result<bool> row = (*s)->Step("reading interrupted deliveries");

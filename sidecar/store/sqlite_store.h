@@ -51,7 +51,9 @@ class SqliteStore final : public Store {
   Result<StoreStats> ReadStats() override;
 
   // The schema version recorded in PRAGMA user_version.
-  int schema_version() const { return schema_version_; }
+  int schema_version() const override { return schema_version_; }
+  // Checkpoints (see Checkpoint).
+  Status PrepareForExit() override { return Checkpoint(); }
 
   // Checkpoints the WAL into the main file (used at clean shutdown), waiting at most a
   // second for readers and writers of other processes. Errors with "storage_unavailable"

@@ -1,10 +1,12 @@
 #pragma once
 
 // The store is the one place that speaks SQL. It knows no rules: it offers the reads and
-// writes the rules need, grouped in transactions. A second backend (for example PostgreSQL,
-// shared by several hosts) implements the same two interfaces.
+// writes the rules need, grouped in transactions. Two backends implement the same two
+// interfaces: SQLite (sqlite_store.h, one file used by one sidecar) and PostgreSQL
+// (postgres_store.h, one database shared by the sidecars of many hosts).
 
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,8 +66,15 @@ class StoreTx {
   // When the next queued delivery of a pending challenge falls due, if any.
   virtual Result<std::optional<TimeMs>> NextDeliveryDue() = 0;
 
-  // Deliveries left in "sending" (by a crash), oldest first.
-  virtual Result<std::vector<Delivery>> FindSendingDeliveries() = 0;
+  // Deliveries in "sending" that were claimed (updated_at) at or before
+  // `claimed_at_or_before`, oldest first: sends a crash interrupted, or, on a store shared
+  // by several sidecars, sends whose claim's lease ran out. On a shared store a delivery
+  // returned is locked until the transaction ends, so no two sidecars take one over at once.
+  virtual Result<std::vector<Delivery>> FindSendingDeliveries(TimeMs claimed_at_or_before) = 0;
+  // Every delivery in "sending".
+  Result<std::vector<Delivery>> FindSendingDeliveries() {
+    return FindSendingDeliveries(std::numeric_limits<TimeMs>::max());
+  }
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
 
@@ -110,11 +119,13 @@ class Store {
   virtual ~Store() = default;
 
   // Runs `body` in one write transaction: commits when it returns ok, rolls back when it
-  // returns an error (which is passed on) or when the commit fails. Transactions are
-  // serialised, so `body` sees and changes a consistent snapshot: this is what makes
-  // concurrent verifies of one challenge compare no more codes than allowed. Waits a few
-  // seconds at most, in all, for its turn and the database's write lock, then errors with
-  // "storage_unavailable". Thread-safe.
+  // returns an error (which is passed on) or when the commit fails. Whatever `body` reads
+  // through the methods above stays as read until the commit, for every other transaction
+  // in this process or another (SQLite runs transactions one at a time; PostgreSQL locks
+  // what was read): this is what makes concurrent verifies of one challenge compare no more
+  // codes than allowed. A backend may run `body` again after a conflict, so `body` must
+  // reset any state of its own it changes. Waits a few seconds at most, in all, for its
+  // turn and the database's locks, then errors with "storage_unavailable". Thread-safe.
   virtual Status Transact(const std::function<Status(StoreTx&)>& body) = 0;
 
   // Checks that a write reaches the database now, waiting at most `timeout_ms` for the
@@ -129,6 +140,18 @@ class Store {
   // read inside a transaction still open for other callers, and then sees its changes).
   // Errors with "storage_unavailable". Thread-safe.
   virtual Result<StoreStats> ReadStats() = 0;
+
+  // The schema version the database is at.
+  virtual int schema_version() const = 0;
+
+  // True when other processes (sidecars on other hosts) use the same database, so that a
+  // delivery in "sending" may be another live sidecar's and is taken over only when its
+  // lease runs out (see DeliveryWorker).
+  virtual bool shared() const { return false; }
+
+  // Leaves the database tidy before the process exits (SQLite: checkpoints the write-ahead
+  // log). Errors when that could not be done completely; nothing is lost either way.
+  virtual Status PrepareForExit() { return OkStatus(); }
 };
 
 }  // namespace sidecar

@@ -199,6 +199,7 @@ class FailingStore final : public Store {
   }
   Status ProbeWritable(std::int64_t) override { return error_; }
   Result<StoreStats> ReadStats() override { return error_; }
+  int schema_version() const override { return 0; }
   int calls() const { return calls_.load(); }
 
  private:

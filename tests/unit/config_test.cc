@@ -847,4 +847,48 @@ cool_off = "2h"
     CHECK(Contains(Problems("database_max_size = \"100KiB\"\n"), "at least \"1MiB\""));
   }
 
+  TEST_CASE("database takes a PostgreSQL URI, with its own key file and no password") {
+    Config c = MustParse(
+        "database = \"postgresql://otp@db.internal/otp?sslmode=verify-full\"\n"
+        "key_file = \"/etc/otp-sidecar/master.key\"\n"
+        "database_password_file = \"database-password\"\n"
+        "database_pool_size = 16\n");
+    CHECK(IsPostgresDatabase(c.database));
+    CHECK(c.database_password_file == "database-password");
+    CHECK(c.database_pool_size == 16);
+    CHECK(IsPostgresDatabase("postgres:///otp?host=/run/postgresql"));
+    CHECK_FALSE(IsPostgresDatabase("/var/lib/otp-sidecar/postgresql.db"));
+    CHECK_FALSE(IsPostgresDatabase("postgresql.db"));
+
+    // No folder to put a key beside: serve and check-config insist on one (commands.cc).
+    CHECK(MustParse("database = \"postgresql:///otp\"\n").key_file.empty());
+    for (const char* uri :
+         {"postgresql://otp:hunter2@db/otp", "postgres://otp:@db/otp",
+          "postgresql:///otp?host=/run&password=hunter2", "postgresql:///otp?password=hunter2"}) {
+      CAPTURE(uri);
+      std::string problems =
+          Problems(std::string("database = \"") + uri + "\"\nkey_file = \"k\"\n");
+      CHECK(Contains(problems, "database: must not hold a password"));
+    }
+    // A user name alone, or an @ in the path, is no password.
+    MustParse("database = \"postgresql://otp@db:5432/otp\"\nkey_file = \"k\"\n");
+    MustParse("database = \"postgresql:///otp?user=otp&passfile=/etc/pgpass\"\nkey_file = \"k\"\n");
+
+    CHECK(Contains(Problems("database = \"postgresql:///otp\"\nkey_file = \"k\"\n"
+                            "database_max_size = \"1GiB\"\n"),
+                   "database_max_size: applies to a SQLite file only"));
+    CHECK(Contains(Problems("database_pool_size = 0\n"), "database_pool_size"));
+    CHECK(Contains(Problems("database_pool_size = 257\n"), "database_pool_size"));
+  }
+
+  TEST_CASE("delivery.lease defaults to the longest send plus 30s and must outlast it") {
+    CHECK(MustParse("").delivery_lease_ms == 3000 + 2 * 10'000 + 30'000);
+    Config c = MustParse("[delivery]\nconnect_timeout = \"1s\"\nrequest_timeout = \"2s\"\n");
+    CHECK(c.delivery_lease_ms == 1000 + 2 * 2000 + 30'000);
+    CHECK(MustParse("[delivery]\nlease = \"24s\"\n").delivery_lease_ms == 24'000);
+    CHECK(Contains(Problems("[delivery]\nlease = \"23s\"\n"),
+                   "delivery.lease: must be longer than delivery.connect_timeout plus twice"));
+    CHECK(Contains(Problems("[delivery]\nlease = \"500ms\"\n"), "delivery.lease"));
+  }
+
 }  // TEST_SUITE

@@ -93,6 +93,38 @@ std::string StartBlockedSend(Harness& h, std::atomic<bool>& release) {
   return id;
 }
 
+// The fixture's SQLite store, presented as one that other sidecars share (as PostgreSQL is):
+// a delivery in "sending" may then be another sidecar's, and only an expired lease makes it
+// interrupted.
+class SharedStore final : public Store {
+ public:
+  explicit SharedStore(Store& inner) : inner_(inner) {}
+  Status Transact(const std::function<Status(StoreTx&)>& body) override {
+    return inner_.Transact(body);
+  }
+  Status ProbeWritable(std::int64_t timeout_ms) override {
+    return inner_.ProbeWritable(timeout_ms);
+  }
+  Result<StoreStats> ReadStats() override { return inner_.ReadStats(); }
+  int schema_version() const override { return inner_.schema_version(); }
+  bool shared() const override { return true; }
+
+ private:
+  Store& inner_;
+};
+
+// Puts the challenge's delivery in "sending", claimed at `claimed_at`, as a sidecar that
+// called the provider and then died would have left it.
+void MarkClaimed(Store& store, const std::string& id, TimeMs claimed_at) {
+  MustTransact(store, [&](StoreTx& tx) -> Status {
+    Delivery d = **tx.FindLatestDelivery(id);
+    d.state = DeliveryState::kSending;
+    d.attempts = 1;
+    d.updated_at = claimed_at;
+    return tx.UpdateDelivery(d);
+  });
+}
+
 }  // namespace
 
 TEST_SUITE("delivery_worker") {
@@ -563,6 +595,50 @@ TEST_SUITE("delivery_worker") {
 
     CHECK(h.Latest(id).state == DeliveryState::kUnknown);
     CHECK(h.primary->sent().empty());
+  }
+
+  TEST_CASE("on a shared store only claims whose lease ran out are taken over, then later ones") {
+    Harness h;
+    h.primary->set_repeats_are_harmless(true);
+    DeliverySettings settings = Settings();
+    settings.lease_ms = 60'000;
+    std::vector<std::unique_ptr<SmsProvider>> providers;
+    auto provider = std::make_unique<FakeProvider>("primary");
+    provider->set_repeats_are_harmless(true);
+    FakeProvider* fake = provider.get();
+    providers.push_back(std::move(provider));
+    SharedStore shared(*h.store);
+    DeliveryWorker worker(shared, h.keys, h.clock, h.random, std::move(providers), settings);
+
+    std::string expired = h.Create("alice");
+    std::string live = h.Create("bob");
+    MarkClaimed(*h.store, expired, h.clock.Now() - 60'000);  // the lease just ran out
+    MarkClaimed(*h.store, live, h.clock.Now() - 59'999);     // another sidecar's, still sending
+
+    REQUIRE(worker.Start().ok());
+    CHECK(Eventually([&] { return h.Latest(expired).state == DeliveryState::kSent; }));
+    CHECK(h.Latest(live).state == DeliveryState::kSending);
+    REQUIRE(fake->sent().size() == 1);
+    CHECK(fake->sent()[0].to == kPhone);
+
+    // A quarter lease later the worker looks again, and the other claim has run out by then.
+    h.clock.Advance(15'000);
+    worker.Wake();
+    CHECK(Eventually([&] { return h.Latest(live).state == DeliveryState::kSent; }));
+    CHECK(fake->sent().size() == 2);
+    worker.Stop();
+  }
+
+  TEST_CASE("on a store of its own, Start takes over every send in progress at once") {
+    Harness h;
+    h.primary->set_repeats_are_harmless(true);
+    std::string id = h.Create();
+    MarkClaimed(*h.store, id, h.clock.Now());
+
+    REQUIRE(h.worker->Start().ok());
+
+    CHECK(Eventually([&] { return h.Latest(id).state == DeliveryState::kSent; }));
+    h.worker->Stop();
   }
 
   TEST_CASE("a started worker sends a new challenge's code once woken") {
