@@ -66,7 +66,8 @@ std::string EnvName(const std::string& entry) {
 }
 
 // `extra` ("NAME=value") and then the test process's environment without the names that
-// `extra` sets.
+// `extra` sets, and without the suite's own OTP_SIDECAR_TEST_STORE: the sidecar refuses an
+// OTP_SIDECAR_ variable that names no configuration key.
 std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra) {
   std::vector<std::string> env(extra.begin(), extra.end());
   for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -74,7 +75,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra)
     bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& mine) {
       return EnvName(mine) == EnvName(inherited);
     });
-    if (!replaced) env.push_back(inherited);
+    if (!replaced && EnvName(inherited) != "OTP_SIDECAR_TEST_STORE=") env.push_back(inherited);
   }
   return env;
 }
@@ -277,9 +278,14 @@ ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::str
   return result;
 }
 
+std::string NewTestDatabase(const std::string& dir) {
+  return TestStoreIsPostgres() ? PostgresServer::Shared().CreateDatabase() : dir + "/otp.db";
+}
+
 std::vector<std::string> TestDatabaseFlags(const std::string& dir) {
-  if (!TestStoreIsPostgres()) return {"--database", dir + "/otp.db"};
-  return {"--database", PostgresServer::Shared().CreateDatabase(), "--key-file", dir + "/otp.key"};
+  std::vector<std::string> flags = {"--database", NewTestDatabase(dir)};
+  if (IsPostgresUri(flags[1])) flags.insert(flags.end(), {"--key-file", dir + "/otp.key"});
+  return flags;
 }
 
 std::string RateRules(const std::vector<std::string>& rules) {
@@ -336,11 +342,7 @@ SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(opti
     config_text_ = "log_file = \"" + log_path() + "\"\n" + config_text_;
   if (!config_text_.empty()) WriteFileBytes(config_path(), config_text_);
 
-  database_ = options_.database;
-  if (database_.empty()) {
-    database_ =
-        TestStoreIsPostgres() ? PostgresServer::Shared().CreateDatabase() : dir_.File("otp.db");
-  }
+  database_ = options_.database.empty() ? NewTestDatabase(dir_.path()) : options_.database;
   Start();
 }
 

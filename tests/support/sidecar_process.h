@@ -148,9 +148,13 @@ struct SidecarOptions {
   std::map<std::string, std::string> limits;
 };
 
-// The --database flag (and --key-file, when the store needs it) for a sidecar that a test
-// runs itself in the folder `dir`: DIR/otp.db on SQLite; on PostgreSQL a fresh database of
-// the test process's server and DIR/otp.key.
+// A new database on the store the suite runs on, for a sidecar in the folder `dir`: the path
+// DIR/otp.db on SQLite; on PostgreSQL the URI of a fresh database on the test process's
+// server (support/postgres_server.h).
+std::string NewTestDatabase(const std::string& dir);
+
+// The flags that put a sidecar a test runs itself in the folder `dir` on a new test
+// database: --database NewTestDatabase(dir), and on PostgreSQL --key-file DIR/otp.key.
 std::vector<std::string> TestDatabaseFlags(const std::string& dir);
 
 // The TOML value of a rule list: RateRules({"3/15m", "10/1d"}) is ["3/15m", "10/1d"], and

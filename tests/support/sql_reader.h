@@ -143,8 +143,9 @@ class SqlReader {
 };
 
 // Runs `sql` (one or more statements, without parameters) on the database with a read-write
-// connection of its own; fails the test on an error. A SQLite database must not be open in a
-// sidecar then; a PostgreSQL one may. Returns how many rows the last statement changed.
+// connection of its own; fails the test on an error. A sidecar may have the database open (on
+// SQLite this waits up to 5 s for its write lock). Returns how many rows the last statement
+// changed.
 inline int ExecSql(const std::string& database, const std::string& sql) {
   if (IsPostgresUri(database)) {
     PGconn* pg = PQconnectdb(database.c_str());
@@ -168,6 +169,7 @@ inline int ExecSql(const std::string& database, const std::string& sql) {
   int rc = sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
   INFO("open ", database, ": ", sqlite3_errstr(rc));
   REQUIRE(rc == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
   char* error = nullptr;
   rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
   std::string message = error != nullptr ? error : "";
@@ -178,5 +180,63 @@ inline int ExecSql(const std::string& database, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
   return changed;
 }
+
+// Holds the database's write lock from this process, as an operator's session could, until
+// Release() or destruction: reads go on, every write waits. On SQLite a BEGIN IMMEDIATE; on
+// PostgreSQL every table of the schema locked IN EXCLUSIVE MODE. Fails the test when the
+// lock cannot be taken within 10 s.
+class DatabaseWriteLock {
+ public:
+  explicit DatabaseWriteLock(const std::string& database) {
+    if (IsPostgresUri(database)) {
+      pg_ = PQconnectdb(database.c_str());
+      REQUIRE_MESSAGE(PQstatus(pg_) == CONNECTION_OK,
+                      "cannot connect to " << database << ": " << PQerrorMessage(pg_));
+      Postgres("SET lock_timeout = '10s'; BEGIN");
+      std::string tables = Postgres(
+          "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+          "WHERE schemaname = current_schema()");
+      Postgres("LOCK TABLE " + tables + " IN EXCLUSIVE MODE");
+      return;
+    }
+    REQUIRE(sqlite3_open_v2(database.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(db_, 10'000);
+    REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ~DatabaseWriteLock() { Release(); }
+  DatabaseWriteLock(const DatabaseWriteLock&) = delete;
+  DatabaseWriteLock& operator=(const DatabaseWriteLock&) = delete;
+
+  void Release() {
+    if (pg_ != nullptr) {
+      PQclear(PQexec(pg_, "ROLLBACK"));
+      PQfinish(pg_);
+      pg_ = nullptr;
+    }
+    if (db_ != nullptr) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      sqlite3_close(db_);
+      db_ = nullptr;
+    }
+  }
+
+ private:
+  // Runs `sql` and returns the first value of its answer ("" when there is none).
+  std::string Postgres(const std::string& sql) {
+    PGresult* result = PQexec(pg_, sql.c_str());
+    ExecStatusType status = PQresultStatus(result);
+    std::string error = PQresultErrorMessage(result);
+    std::string value = status == PGRES_TUPLES_OK && PQntuples(result) > 0 && PQnfields(result) > 0
+                            ? PQgetvalue(result, 0, 0)
+                            : "";
+    PQclear(result);
+    REQUIRE_MESSAGE((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK),
+                    sql << ": " << error);
+    return value;
+  }
+
+  sqlite3* db_ = nullptr;
+  PGconn* pg_ = nullptr;
+};
 
 }  // namespace sidecar::testing
