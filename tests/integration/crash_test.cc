@@ -187,6 +187,7 @@ TEST_CASE("20 rounds of kill -9 under load: the file stays intact and every code
       MESSAGE(answer);
 
     CheckDatabaseAfterKill(sidecar, load.acknowledged());
+    EndDeliveryLeases(sidecar);
     sidecar.Restart();
     CheckAfterRestart(sidecar, load);
     total += load.acknowledged().size();

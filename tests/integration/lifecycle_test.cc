@@ -59,6 +59,7 @@ TEST_CASE("a challenge created just before kill -9 is delivered after the restar
   std::string id = CreateChallenge(client, "alice");
   sidecar.Kill9();  // at once: the delivery may well still be queued
 
+  EndDeliveryLeases(sidecar);
   sidecar.Restart();
   std::vector<SmsRecord> sms = sidecar.WaitForSmsCount(id, 1);
   for (const SmsRecord& record : sms) {
@@ -85,25 +86,22 @@ TEST_CASE("deliveries left queued or sending by a crash are sent after the resta
 
   // As if the sidecar had died after claiming alice's delivery (before the provider
   // answered) and before it ever claimed bob's.
-  // The claim was made long ago: a claim's lease (which PostgreSQL's sidecars keep, so that
-  // another takes a send over only when its owner is gone) has run out.
   REQUIRE(ExecSql(sidecar.database(),
-                  "UPDATE deliveries SET state = 'sending', sent_at = NULL, updated_at = 0 "
-                  "WHERE challenge_id = '" +
+                  "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" +
                       alice + "'") > 0);
   REQUIRE(ExecSql(sidecar.database(),
                   "UPDATE deliveries SET state = 'queued', sent_at = NULL, next_attempt_at = 0 "
                   "WHERE challenge_id = '" +
                       bob + "'") > 0);
 
+  EndDeliveryLeases(sidecar);
   sidecar.Restart();
   std::vector<SmsRecord> alice_sms = sidecar.WaitForSmsCount(alice, 2);
   std::vector<SmsRecord> bob_sms = sidecar.WaitForSmsCount(bob, 2);
   CHECK(alice_sms.back().code == alice_code);
   CHECK(bob_sms.back().code == bob_code);
   CHECK(bob_sms.back().to == kBobUkPhone);
-  CHECK(sidecar.stderr_text().find("msg=\"deliveries interrupted by a restart\" requeued=1") !=
-        std::string::npos);
+  CHECK(sidecar.stderr_text().find(InterruptedSendsLine() + " requeued=1") != std::string::npos);
 
   httplib::Client again = sidecar.client();
   CHECK(PollUntil([&] { return DeliveryState(again, alice) == "sent"; }, Millis(5000)));

@@ -332,6 +332,7 @@ HttpReply CrashMidSend(FakeTwilio& twilio, SidecarProcess& sidecar, std::string&
     CHECK(DeliveryState(WaitForDeliveryState(client, id, "sending", Millis(3000))) == "sending");
   }
   sidecar.Kill9();
+  EndDeliveryLeases(sidecar);
   sidecar.Restart();
   httplib::Client client = sidecar.client();
   return WaitForDeliveryEnd(client, id);

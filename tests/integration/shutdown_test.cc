@@ -156,6 +156,7 @@ TEST_CASE(
   CHECK(sidecar.stderr_text().find("a send outlived the stop grace") != std::string::npos);
   CheckWalCheckpointed(sidecar);
 
+  EndDeliveryLeases(sidecar);
   sidecar.Restart();
   httplib::Client again = sidecar.client();
   HttpReply view = Get(again, ChallengePath(id));

@@ -42,6 +42,22 @@ inline void CheckSqliteFileIntact(const SidecarProcess& sidecar) {
   CHECK(db.Rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
 }
 
+// For a sidecar that was killed (or stopped with a send in flight), before it starts again.
+// On PostgreSQL a sidecar takes over a send another one claimed only once the claim's lease
+// (`[delivery] lease`, a minute or so) has run out, since its owner may still be sending;
+// a restarted sidecar is no exception. This ends the leases at once, as waiting them out
+// would. On SQLite a restart takes every interrupted send over by itself: nothing to do.
+inline void EndDeliveryLeases(const SidecarProcess& sidecar) {
+  if (!TestStoreIsPostgres()) return;
+  ExecSql(sidecar.database(), "UPDATE deliveries SET updated_at = 0 WHERE state = 'sending'");
+}
+
+// The log line of a sidecar taking over the sends a restart interrupted.
+inline std::string InterruptedSendsLine() {
+  return TestStoreIsPostgres() ? "msg=\"deliveries whose claim ran out taken over\""
+                               : "msg=\"deliveries interrupted by a restart\"";
+}
+
 // `args`, a command line of the sidecar, with the flags of a new test database in the folder
 // `dir` appended (see TestDatabaseFlags).
 inline std::vector<std::string> WithTestDatabase(std::vector<std::string> args,

@@ -158,6 +158,13 @@ std::string FirstDigits(const std::string& text) {
   return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
+// True when the TOML `config` sets key_file at its top level (before any table).
+bool ConfigNamesKeyFile(const std::string& config) {
+  static const std::regex kKeyFile(R"((^|\n)[ \t]*key_file[ \t]*=)");
+  std::string top = config.substr(0, config.find("\n["));
+  return config.rfind("[", 0) != 0 && std::regex_search(top, kKeyFile);
+}
+
 }  // namespace
 
 void PrepareChildAfterFork(pid_t parent, int death_signal) {
@@ -372,13 +379,16 @@ const std::string& SidecarProcess::database_path() const {
 
 std::string SidecarProcess::key_path() const {
   if (!options_.key_file.empty()) return options_.key_file;
+  if (ConfigNamesKeyFile(config_text_)) return "";
   if (IsPostgresUri(database_)) return dir_.File("otp.key");
   return std::filesystem::path(database_).parent_path().string() + "/otp-sidecar.key";
 }
 
 std::vector<std::string> SidecarProcess::Arguments() const {
   std::vector<std::string> args = {"serve", "--listen", options_.listen, "--database", database_};
-  if (!options_.key_file.empty() || IsPostgresUri(database_))
+  // A flag would override the configuration's own key_file, which some tests are about.
+  bool named = !options_.key_file.empty() || ConfigNamesKeyFile(config_text_);
+  if (!options_.key_file.empty() || (!named && IsPostgresUri(database_)))
     args.insert(args.end(), {"--key-file", key_path()});
   if (options_.file_provider) {
     args.insert(args.end(), {"--sms-provider", "file", "--sms-file", sms_path()});

@@ -129,7 +129,8 @@ struct SidecarOptions {
   // sidecar's database(); "" for a fresh one. Sidecars sharing a database must share the key:
   // set key_file too (to the other's key_path()).
   std::string database;
-  // Passed as --key-file when set; "" leaves it to the store (see key_path()).
+  // Passed as --key-file when set. When "", the harness passes DIR/otp.key on PostgreSQL
+  // unless the configuration names its own key_file (see key_path()).
   std::string key_file;
   // A file name in the folder: when set, the configuration starts with
   // log_file = "DIR/NAME", and the start-up line is awaited in that file, not in stderr.
@@ -188,8 +189,9 @@ class SidecarProcess {
   // The SQLite database file, for the tests about SQLite's files alone; throws
   // std::logic_error when the sidecar runs on PostgreSQL (such a test must skip there).
   const std::string& database_path() const;
-  // The key file: SidecarOptions::key_file when set; DIR/otp.key on PostgreSQL; otherwise
-  // otp-sidecar.key beside the SQLite database, where the sidecar makes it by default.
+  // The key file: SidecarOptions::key_file when set; "" when the configuration names its
+  // own; DIR/otp.key on PostgreSQL; otherwise otp-sidecar.key beside the SQLite database,
+  // where the sidecar makes it by default.
   std::string key_path() const;
   std::string sms_path() const { return dir_.File("sms.jsonl"); }
   std::string config_path() const { return dir_.File("config.toml"); }
