@@ -34,6 +34,15 @@ inline bool SkippedUnderPostgres(const std::string& why) {
   return true;
 }
 
+// For a test of what only the shared PostgreSQL store offers (sidecars sharing a database):
+// true, after a message saying `why`, which ctest reads as a skip, when the suite runs on
+// SQLite.
+inline bool SkippedUnderSqlite(const std::string& why) {
+  if (TestStoreIsPostgres()) return false;
+  MESSAGE("skipped under SQLite: " << why);
+  return true;
+}
+
 // Checks that SQLite finds the sidecar's database file intact; nothing on PostgreSQL, which
 // keeps its own files whole.
 inline void CheckSqliteFileIntact(const SidecarProcess& sidecar) {
