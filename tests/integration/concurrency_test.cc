@@ -116,7 +116,7 @@ TEST_CASE("50 parallel wrong codes get exactly max_attempts compares and the res
   CHECK(VerifyById(client, id, code).str("status") == "locked");
 
   // The audit trail agrees: five compares, every other verify refused as locked.
-  SqlReader db(sidecar.database_path());
+  SqlReader db(sidecar.database());
   auto verifies = [&](const std::string& outcome) {
     return db.Int(
         "SELECT COUNT(*) FROM audit_events WHERE event = 'verify' AND "

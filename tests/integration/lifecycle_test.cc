@@ -1,7 +1,6 @@
 // The process around the API: crashes and restarts, a taken port, signals, what reaches the
 // logs and the database, and the command line.
 
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -16,7 +15,6 @@
 #include <thread>
 
 #include "integration/test_helpers.h"
-#include "support/sql_reader.h"
 
 namespace sidecar::testing {
 namespace {
@@ -87,10 +85,13 @@ TEST_CASE("deliveries left queued or sending by a crash are sent after the resta
 
   // As if the sidecar had died after claiming alice's delivery (before the provider
   // answered) and before it ever claimed bob's.
-  REQUIRE(ExecSql(sidecar.database_path(),
-                  "UPDATE deliveries SET state = 'sending', sent_at = NULL WHERE challenge_id = '" +
+  // The claim was made long ago: a claim's lease (which PostgreSQL's sidecars keep, so that
+  // another takes a send over only when its owner is gone) has run out.
+  REQUIRE(ExecSql(sidecar.database(),
+                  "UPDATE deliveries SET state = 'sending', sent_at = NULL, updated_at = 0 "
+                  "WHERE challenge_id = '" +
                       alice + "'") > 0);
-  REQUIRE(ExecSql(sidecar.database_path(),
+  REQUIRE(ExecSql(sidecar.database(),
                   "UPDATE deliveries SET state = 'queued', sent_at = NULL, next_attempt_at = 0 "
                   "WHERE challenge_id = '" +
                       bob + "'") > 0);
@@ -154,10 +155,7 @@ TEST_CASE("every acknowledged create survives kill -9 in the middle of a burst")
   REQUIRE(enough);
 
   // The file is intact; the restart shows every acknowledged challenge is there.
-  {
-    SqlReader db(sidecar.database_path());
-    CHECK(db.Rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
-  }
+  CheckSqliteFileIntact(sidecar);
 
   sidecar.Restart();
   httplib::Client client = sidecar.client();
@@ -232,8 +230,9 @@ TEST_CASE("a second sidecar on a taken port fails clearly while the first keeps 
 
   TempDir other;
   ExitResult second =
-      RunSidecarToExit({"serve", "--listen", first.address(), "--database", other.File("otp.db"),
-                        "--sms-provider", "file", "--sms-file", other.File("sms.jsonl")},
+      RunSidecarToExit(WithTestDatabase({"serve", "--listen", first.address(), "--sms-provider",
+                                         "file", "--sms-file", other.File("sms.jsonl")},
+                                        other.path()),
                        other.path());
   INFO("second stderr: ", second.err);
   CHECK_FALSE(second.timed_out);
@@ -324,12 +323,11 @@ TEST_CASE("logs and the database never hold the code, and logs mask the phone") 
       std::regex_match(untrusted->get_header_value("X-Request-Id"), std::regex("^[0-9a-f]{16}$")));
 
   auto check_files = [&](const char* when) {
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-      std::string bytes = ReadFileBytes(sidecar.database_path() + suffix);
-      INFO(when, ": otp.db", suffix, " (", bytes.size(), " bytes)");
-      CHECK(bytes.find(code) == std::string::npos);
-      CHECK(bytes.find(pending_code) == std::string::npos);
-    }
+    std::string stored = DatabaseText(sidecar);
+    INFO(when, ": the database (", stored.size(), " bytes)");
+    CHECK(stored.size() > 0);
+    CHECK(stored.find(code) == std::string::npos);
+    CHECK(stored.find(pending_code) == std::string::npos);
     std::string err = sidecar.stderr_text();
     std::string out = sidecar.stdout_text();
     INFO(when, ": stderr:\n", err);
@@ -339,7 +337,6 @@ TEST_CASE("logs and the database never hold the code, and logs mask the phone") 
     CHECK(out.find(pending_code) == std::string::npos);
   };
   check_files("while serving");
-  CHECK(ReadFileBytes(sidecar.database_path()).size() > 0);
   REQUIRE(sidecar.Stop() == 0);
   check_files("after stop");
 
@@ -364,11 +361,11 @@ TEST_CASE("the key file and the SMS file are private to the owner") {
   sidecar.WaitForSms(id);
 
   struct stat st {};
-  REQUIRE(::stat(sidecar.dir().File("otp-sidecar.key").c_str(), &st) == 0);
+  REQUIRE(::stat(sidecar.key_path().c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   REQUIRE(::stat(sidecar.sms_path().c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  std::string key = ReadFileBytes(sidecar.dir().File("otp-sidecar.key"));
+  std::string key = ReadFileBytes(sidecar.key_path());
   CHECK(std::regex_match(key, std::regex("^[0-9a-f]{64}\n$")));
 }
 
@@ -489,7 +486,8 @@ TEST_CASE("a configuration with an unknown key or a bad value exits 2 naming key
 
 TEST_CASE("migrate creates the database, prints the schema version and is repeatable") {
   TempDir dir;
-  std::string database = dir.File("fresh.db");
+  bool postgres = TestStoreIsPostgres();
+  std::string database = postgres ? NewTestDatabase(dir.path()) : dir.File("fresh.db");
   ExitResult first = RunSidecarToExit({"migrate", "--database", database}, dir.path());
   INFO("out: ", first.out, " err: ", first.err);
   CHECK(first.exit_code == 0);
@@ -497,29 +495,27 @@ TEST_CASE("migrate creates the database, prints the schema version and is repeat
   REQUIRE(std::regex_match(first.out, match, std::regex("^(.*): schema version ([0-9]+)\n$")));
   CHECK(match[1].str() == database);
   CHECK(std::stoi(match[2].str()) >= 1);
-  CHECK(std::filesystem::exists(database));
+  if (!postgres) CHECK(std::filesystem::exists(database));
 
   ExitResult second = RunSidecarToExit({"migrate", "--database=" + database}, dir.path());
   CHECK(second.exit_code == 0);
   CHECK(second.out == first.out);
 
+  // `version` names the SQLite schema; PostgreSQL's migrations are numbered on their own.
   ExitResult version = RunSidecarToExit({"version"}, dir.path());
-  CHECK(version.out.find("(schema " + match[2].str() + ")") != std::string::npos);
+  if (!postgres) CHECK(version.out.find("(schema " + match[2].str() + ")") != std::string::npos);
 
-  // The migrated file holds the schema.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db,
-                             "SELECT count(*) FROM sqlite_master WHERE name IN "
-                             "('challenges','deliveries','audit_events')",
-                             -1, &stmt, nullptr) == SQLITE_OK);
-  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-  CHECK(sqlite3_column_int(stmt, 0) == 3);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  // The migrated database holds the schema.
+  SqlReader db(database);
+  for (const char* table : {"challenges", "deliveries", "audit_events"}) {
+    CAPTURE(table);
+    CHECK(db.Int(std::string("SELECT COUNT(*) FROM ") + table) == 0);
+  }
 
-  ExitResult not_a_db = RunSidecarToExit({"migrate", "--database", dir.path()}, dir.path());
+  // A folder is no SQLite database; a database the server does not have is no PostgreSQL one.
+  std::string not_a_database =
+      postgres ? PostgresServer::Shared().Uri("no_such_database") : dir.path();
+  ExitResult not_a_db = RunSidecarToExit({"migrate", "--database", not_a_database}, dir.path());
   INFO("migrate on a folder: ", not_a_db.err);
   CHECK(not_a_db.exit_code != 0);
 }
@@ -528,9 +524,17 @@ TEST_CASE("a key file readable by others, or malformed, is refused") {
   TempDir dir;
   std::string key = dir.File("otp.key");
   WriteFileBytes(key, std::string(64, 'a') + "\n", 0644);
-  std::vector<std::string> args = {
-      "serve", "--listen",       "127.0.0.1:0", "--database", dir.File("otp.db"),   "--key-file",
-      key,     "--sms-provider", "file",        "--sms-file", dir.File("sms.jsonl")};
+  std::vector<std::string> args = {"serve",
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--database",
+                                   NewTestDatabase(dir.path()),
+                                   "--key-file",
+                                   key,
+                                   "--sms-provider",
+                                   "file",
+                                   "--sms-file",
+                                   dir.File("sms.jsonl")};
   ExitResult open_key = RunSidecarToExit(args, dir.path());
   INFO("stderr: ", open_key.err);
   CHECK_FALSE(open_key.timed_out);
@@ -548,7 +552,9 @@ TEST_CASE("a key file readable by others, or malformed, is refused") {
 
   // With the mode fixed the same key is accepted.
   WriteFileBytes(key, std::string(64, 'a') + "\n", 0600);
-  SidecarProcess sidecar(WithConfig("", {"--key-file", key}));
+  SidecarOptions options;
+  options.key_file = key;
+  SidecarProcess sidecar(options);
   httplib::Client client = sidecar.client();
   std::string id = CreateChallenge(client, "alice");
   CHECK(VerifyById(client, id, sidecar.WaitForSms(id)).str("status") == "approved");

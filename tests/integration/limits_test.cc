@@ -3,8 +3,6 @@
 // across challenges, the resend cooldown, the SMS-pumping guard, exempt numbers, and that
 // all of it holds across a restart and under concurrent requests.
 
-#include <sqlite3.h>
-
 #include <chrono>
 #include <map>
 #include <set>
@@ -19,34 +17,16 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// The answer of a one-column query, as text (NULL as ""), read from the sidecar's
-// database while it runs (it is in WAL mode, so a reader does not disturb it).
-std::vector<std::string> SqlColumn(const std::string& database, const std::string& sql) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(database.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  INFO("open ", database, ": ", sqlite3_errstr(rc));
-  REQUIRE(rc == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* stmt = nullptr;
-  rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
-  INFO("sql: ", sql, " error: ", sqlite3_errmsg(db));
-  if (rc != SQLITE_OK) sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
+// The first column of every row of `sql`, read from the sidecar's database while it runs.
+std::vector<std::string> SqlColumn(const SidecarProcess& sidecar, const std::string& sql) {
   std::vector<std::string> values;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    const unsigned char* text = sqlite3_column_text(stmt, 0);
-    values.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_DONE);
+  for (const std::vector<std::string>& row : SqlReader(sidecar.database()).Rows(sql))
+    values.push_back(row.at(0));
   return values;
 }
 
 long long SqlCount(const SidecarProcess& sidecar, const std::string& sql) {
-  std::vector<std::string> values = SqlColumn(sidecar.database_path(), sql);
-  REQUIRE(values.size() == 1);
-  return std::stoll(values[0]);
+  return SqlReader(sidecar.database()).Int(sql);
 }
 
 // Audit rows of refusals by `limit`.
@@ -188,8 +168,8 @@ TEST_CASE("a number of a region that is not allowed is 403 region_not_allowed") 
     std::string id = CreateChallenge(client, "alice", french_mobile);
     std::vector<SmsRecord> sms = sidecar.WaitForSmsCount(id, 1);
     CHECK(sms[0].to == "+33612345678");
-    CHECK(SqlColumn(sidecar.database_path(), "SELECT region FROM challenges WHERE id = '" + id +
-                                                 "'") == std::vector<std::string>{"FR"});
+    CHECK(SqlColumn(sidecar, "SELECT region FROM challenges WHERE id = '" + id + "'") ==
+          std::vector<std::string>{"FR"});
     CHECK(VerifyById(client, id, sms[0].code).str("status") == "approved");
     // US stays allowed next to FR.
     CreateChallenge(client, "bob");
@@ -424,24 +404,13 @@ TEST_CASE("after an hour-long suspension ends, the sends that follow are judged 
   // into the database as if it had been set an hour ago and ended a moment ago.
   SidecarProcess sidecar(WithLimits({{"pumping.floor", "3"}, {"pumping.min_conversion", "0.5"}}));
   httplib::Client client = sidecar.client();
-  {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(sidecar.database_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
-            SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    long long until = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count() -
-                      1;
-    std::string sql = "INSERT INTO region_suspensions (region, since, until) VALUES ('US', " +
-                      std::to_string(until - 3'600'000) + ", " + std::to_string(until) + ")";
-    char* error = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-    INFO("sql: ", sql, " error: ", error != nullptr ? error : "");
-    sqlite3_free(error);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-  }
+  long long until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() -
+                    1;
+  ExecSql(sidecar.database(),
+          "INSERT INTO region_suspensions (region, since, until) VALUES ('US', " +
+              std::to_string(until - 3'600'000) + ", " + std::to_string(until) + ")");
 
   // The suspension is over...
   for (int i = 0; i < 3; ++i) {

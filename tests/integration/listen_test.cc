@@ -26,9 +26,8 @@ std::vector<std::string> ServeArgs(const TempDir& dir, std::vector<std::string> 
   std::vector<std::string> args = {"serve"};
   for (const std::string& address : listen)
     args.insert(args.end(), {"--listen", address});
-  args.insert(args.end(), {"--database", dir.File("otp.db"), "--sms-provider", "file", "--sms-file",
-                           dir.File("sms.jsonl")});
-  return args;
+  args.insert(args.end(), {"--sms-provider", "file", "--sms-file", dir.File("sms.jsonl")});
+  return WithTestDatabase(args, dir.path());
 }
 
 bool Healthy(httplib::Client& client) {
@@ -125,7 +124,7 @@ TEST_CASE("a token file others can read, or an empty one, stops serve and fails 
     CHECK(served.err.find(kToken) == std::string::npos);
 
     ExitResult checked = RunSidecarToExit(
-        {"check-config", "--config", config, "--database", dir.File("otp.db")}, dir.path());
+        WithTestDatabase({"check-config", "--config", config}, dir.path()), dir.path());
     CHECK(checked.exit_code == 2);
     CHECK(checked.out.find("auth.token_files") != std::string::npos);
     CHECK(checked.out.find(kToken) == std::string::npos);
@@ -195,7 +194,7 @@ TEST_CASE("a listen path that is not a socket is refused by serve and check-conf
   for (const std::string& address : {"unix:" + path, "unix:" + missing}) {
     CAPTURE(address);
     ExitResult checked = RunSidecarToExit(
-        {"check-config", "--listen", address, "--database", dir.File("otp.db")}, dir.path());
+        WithTestDatabase({"check-config", "--listen", address}, dir.path()), dir.path());
     CHECK(checked.exit_code == 2);
     CHECK(checked.out.find("listen: cannot listen on " + address) != std::string::npos);
   }
@@ -203,7 +202,7 @@ TEST_CASE("a listen path that is not a socket is refused by serve and check-conf
 
   WriteFileBytes(dir.File("group.toml"), "socket_group = \"no-such-group-for-otp-sidecar\"\n");
   ExitResult group = RunSidecarToExit(
-      {"check-config", "--config", dir.File("group.toml"), "--database", dir.File("otp.db")},
+      WithTestDatabase({"check-config", "--config", dir.File("group.toml")}, dir.path()),
       dir.path());
   CHECK(group.exit_code == 2);
   CHECK(group.out.find("socket_group: there is no group \"no-such-group-for-otp-sidecar\"") !=

@@ -115,16 +115,16 @@ FakeReply Stall() {
 
 // `otp-sidecar check-config` on `config_path` with a database in `dir`.
 ExitResult CheckConfig(const std::string& config_path, const TempDir& dir) {
-  return RunSidecarToExit(
-      {"check-config", "--config", config_path, "--database", dir.File("otp.db")}, dir.path());
+  return RunSidecarToExit(WithTestDatabase({"check-config", "--config", config_path}, dir.path()),
+                          dir.path());
 }
 
 // `otp-sidecar serve` on `config_path` with a database in `dir`, for a configuration that
 // must stop it; killed after five seconds.
 ExitResult ServeToExit(const std::string& config_path, const TempDir& dir) {
-  return RunSidecarToExit({"serve", "--listen", "127.0.0.1:0", "--database", dir.File("otp.db"),
-                           "--config", config_path},
-                          dir.path(), Millis(5000));
+  return RunSidecarToExit(
+      WithTestDatabase({"serve", "--listen", "127.0.0.1:0", "--config", config_path}, dir.path()),
+      dir.path(), Millis(5000));
 }
 
 const nlohmann::json& DeliveryOf(const HttpReply& reply) {
@@ -978,9 +978,7 @@ TEST_SUITE("providers") {
       }
     };
     auto check_database = [&](const std::string& when) {
-      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-        check_clean(when + " otp.db" + suffix, ReadFileBytes(sidecar.database_path() + suffix));
-      }
+      check_clean(when + " the database", DatabaseText(sidecar));
     };
     check_clean("GET", view.body);
     check_clean("stderr", sidecar.stderr_text());
@@ -988,19 +986,17 @@ TEST_SUITE("providers") {
     check_database("while serving:");
     // The Twilio refusal was recorded (redacted) in the audit trail, so the check above
     // really looked at what came back.
-    bool refusal_recorded =
-        ReadFileBytes(sidecar.database_path() + "-wal").find("20003") != std::string::npos ||
-        ReadFileBytes(sidecar.database_path()).find("20003") != std::string::npos;
-    CHECK(refusal_recorded);
+    CHECK(DatabaseText(sidecar).find("20003") != std::string::npos);
     CHECK(sidecar.stderr_text().find("20003") != std::string::npos);
 
     CHECK(sidecar.Stop() == 0);
     check_database("after stopping:");
     check_clean("stderr after stopping", sidecar.stderr_text());
 
-    ExitResult checked = RunSidecarToExit(
-        {"check-config", "--config", sidecar.config_path(), "--database", sidecar.database_path()},
-        sidecar.dir().path());
+    ExitResult checked =
+        RunSidecarToExit({"check-config", "--config", sidecar.config_path(), "--database",
+                          sidecar.database(), "--key-file", sidecar.key_path()},
+                         sidecar.dir().path());
     INFO("check-config out: ", checked.out, " err: ", checked.err);
     CHECK(checked.exit_code == 0);
     CHECK(checked.out.find("configuration ok") != std::string::npos);

@@ -13,7 +13,6 @@
 #include "integration/immutable_files.h"
 #include "integration/parallel.h"
 #include "integration/test_helpers.h"
-#include "support/sql_reader.h"
 
 namespace sidecar::testing {
 namespace {
@@ -82,7 +81,7 @@ Fill FillWithCreates(const SidecarProcess& sidecar, int clients, int per_client)
 // delivery and its one "create" audit row, and nothing of a create that was refused.
 void CheckOnlyAcknowledgedStored(const SidecarProcess& sidecar,
                                  const std::vector<std::string>& acknowledged) {
-  SqlReader db(sidecar.database_path());
+  SqlReader db(sidecar.database());
   std::set<std::string> stored;
   for (const auto& row : db.Rows("SELECT id FROM challenges"))
     stored.insert(row[0]);
@@ -117,6 +116,7 @@ std::string WithMaxSize(const std::string& size) {
 }
 
 TEST_CASE("a full database answers 503 storage_full, half-writes nothing, and serves again") {
+  if (SkippedUnderPostgres("database_max_size applies to SQLite only")) return;
   SidecarProcess sidecar(LimitsOff());
   REQUIRE(sidecar.Stop() == 0);
   TakeRoom(sidecar.database_path(), kSmallDatabase, kRoomLeftPages);
@@ -170,6 +170,7 @@ TEST_CASE("a read-only database answers 503 storage_unavailable and half-writes 
     MESSAGE("making a file read-only under an open descriptor needs root; skipped");
     return;
   }
+  if (SkippedUnderPostgres("a read-only database file is SQLite's")) return;
   SidecarProcess sidecar(LimitsOff());
   httplib::Client client = sidecar.client();
   std::string before = CreateChallenge(client, "before");
@@ -202,6 +203,7 @@ TEST_CASE("a read-only database answers 503 storage_unavailable and half-writes 
 }
 
 TEST_CASE("serve and check-config refuse a database_max_size below the file's size") {
+  if (SkippedUnderPostgres("database_max_size applies to SQLite only")) return;
   // A limit of bytes meant as MiB is refused by the configuration check, whatever the file.
   TempDir dir;
   std::string config = dir.File("config.toml");

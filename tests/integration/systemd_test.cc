@@ -2,7 +2,6 @@
 // WATCHDOG=1, STOPPING=1) on a notify socket the test makes, and the installed units.
 
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -63,26 +62,6 @@ SidecarOptions UnderSystemd(const NotifySocket& notify) {
   return options;
 }
 
-// Holds the database's write lock from this process, as an operator's sqlite3 could.
-class WriteLock {
- public:
-  explicit WriteLock(const std::string& database) {
-    REQUIRE(sqlite3_open(database.c_str(), &db_) == SQLITE_OK);
-    sqlite3_busy_timeout(db_, 10'000);
-    REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
-  ~WriteLock() {
-    Release();
-    sqlite3_close(db_);
-  }
-  void Release() {
-    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 TEST_CASE("GET /readyz is 503 database_unavailable while the database cannot be written") {
   SidecarProcess sidecar;
   httplib::Client client = sidecar.client();
@@ -90,7 +69,7 @@ TEST_CASE("GET /readyz is 503 database_unavailable while the database cannot be 
   CHECK_MESSAGE(ready.status == 200, ready.describe());
   CHECK(ready.str("status") == "ready");
 
-  WriteLock lock(sidecar.database_path());
+  DatabaseWriteLock lock(sidecar.database());
   HttpReply locked = Get(client, "/readyz");
   CHECK_MESSAGE(locked.status == 503, locked.describe());
   CHECK(locked.content_type == "application/problem+json");
@@ -108,6 +87,7 @@ TEST_CASE("GET /readyz is 503 database_unavailable once the database turns read-
     MESSAGE("making a file read-only under an open descriptor needs root; skipped");
     return;
   }
+  if (SkippedUnderPostgres("a read-only database file is SQLite's")) return;
   SidecarProcess sidecar;
   httplib::Client client = sidecar.client();
   REQUIRE(Get(client, "/readyz").status == 200);
@@ -148,7 +128,7 @@ TEST_CASE("the watchdog stops pinging while the database does not answer") {
   REQUIRE(PollUntil([&] { return notify.Count("WATCHDOG=1") >= 1; }, Millis(10'000)));
 
   {
-    WriteLock lock(sidecar.database_path());
+    DatabaseWriteLock lock(sidecar.database());
     REQUIRE(PollUntil(
         [&] { return sidecar.stderr_text().find("watchdog pings stopped") != std::string::npos; },
         Millis(15'000), Millis(50)));

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "support/http_client.h"
+#include "support/postgres_server.h"
 #include "support/sidecar_process.h"
+#include "support/sql_reader.h"
 
 namespace sidecar::testing {
 
@@ -22,6 +24,52 @@ inline constexpr const char* kAlicePhone = "+12065550100";
 inline constexpr const char* kAlicePhoneMasked = "+1206*****00";
 // A valid UK mobile (libphonenumber's example number); served only when GB is allowed.
 inline constexpr const char* kBobUkPhone = "+447400123456";
+
+// For a test about SQLite's own files or behaviour: true, after a message saying `why` the
+// test does not apply (which ctest reads as a skip), when the suite runs on PostgreSQL. Use
+// as `if (SkippedUnderPostgres("...")) return;` before the test starts a sidecar.
+inline bool SkippedUnderPostgres(const std::string& why) {
+  if (!TestStoreIsPostgres()) return false;
+  MESSAGE("skipped under PostgreSQL: " << why);
+  return true;
+}
+
+// Checks that SQLite finds the sidecar's database file intact; nothing on PostgreSQL, which
+// keeps its own files whole.
+inline void CheckSqliteFileIntact(const SidecarProcess& sidecar) {
+  if (TestStoreIsPostgres()) return;
+  SqlReader db(sidecar.database_path());
+  CHECK(db.Rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
+}
+
+// `args`, a command line of the sidecar, with the flags of a new test database in the folder
+// `dir` appended (see TestDatabaseFlags).
+inline std::vector<std::string> WithTestDatabase(std::vector<std::string> args,
+                                                 const std::string& dir) {
+  for (const std::string& flag : TestDatabaseFlags(dir))
+    args.push_back(flag);
+  return args;
+}
+
+// Everything the sidecar's database holds, as text to search for what must never be stored
+// (a code, a secret): on SQLite the bytes of the database file and of its -wal, -shm and
+// -journal files; on PostgreSQL every row of every table of the schema as text.
+inline std::string DatabaseText(const SidecarProcess& sidecar) {
+  std::string text;
+  if (!TestStoreIsPostgres()) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+      text += ReadFileBytes(sidecar.database_path() + suffix);
+    return text;
+  }
+  SqlReader db(sidecar.database());
+  for (const auto& table : db.Rows(
+           "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()")) {
+    text += db.Rows("SELECT COALESCE(string_agg(t::text, E'\\n'), '') FROM " + table[0] + " t")
+                .at(0)
+                .at(0);
+  }
+  return text;
+}
 
 // The [limits] keys that turn every send limit and the pumping guard off, for tests that
 // create many challenges quickly (see SidecarOptions::limits).

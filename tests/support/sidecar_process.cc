@@ -12,12 +12,16 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "support/postgres_server.h"
+#include "support/sql_reader.h"
 
 extern char** environ;
 
@@ -56,29 +60,14 @@ const bool kSigpipeIgnored = [] {
   return true;
 }();
 
-int OpenForAppend(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  return fd;
-}
-
-// Pointers to the strings of `storage`, ended by a null pointer, for exec.
-std::vector<char*> NullTerminated(std::vector<std::string>& storage) {
-  std::vector<char*> pointers;
-  for (std::string& text : storage) {
-    pointers.push_back(text.data());
-  }
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
 // The "NAME=" part of an environment entry.
 std::string EnvName(const std::string& entry) {
   return entry.substr(0, entry.find('=') + 1);
 }
 
 // `extra` ("NAME=value") and then the test process's environment without the names that
-// `extra` sets.
+// `extra` sets, and without the suite's own OTP_SIDECAR_TEST_STORE: the sidecar refuses an
+// OTP_SIDECAR_ variable that names no configuration key.
 std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra) {
   std::vector<std::string> env(extra.begin(), extra.end());
   for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -86,7 +75,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra)
     bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& mine) {
       return EnvName(mine) == EnvName(inherited);
     });
-    if (!replaced) env.push_back(inherited);
+    if (!replaced && EnvName(inherited) != "OTP_SIDECAR_TEST_STORE=") env.push_back(inherited);
   }
   return env;
 }
@@ -139,16 +128,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
   pid_t pid = ::fork();
   if (pid == 0) {
     // The sidecar must never outlive the test binary, whatever happens to it.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &dfl, nullptr);
-
+    PrepareChildAfterFork(parent, SIGKILL);
     if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(127);
     int first_closed = 3;
     if (passed_fd >= 0) {
@@ -171,13 +151,48 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& dir,
   return pid;
 }
 
+std::string FirstDigits(const std::string& text) {
+  std::size_t start = text.find_first_of("0123456789");
+  if (start == std::string::npos) return "";
+  std::size_t end = text.find_first_not_of("0123456789", start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+void PrepareChildAfterFork(pid_t parent, int death_signal) {
+  ::prctl(PR_SET_PDEATHSIG, death_signal);
+  if (::getppid() != parent) ::_exit(127);
+
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &dfl, nullptr);
+}
+
+int OpenForAppend(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+std::vector<char*> NullTerminated(std::vector<std::string>& storage) {
+  std::vector<char*> pointers;
+  for (std::string& text : storage) {
+    pointers.push_back(text.data());
+  }
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
 int DecodeStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 
-// Waits for `pid` to exit until the deadline; true and `*code` set when it did.
 bool WaitForExit(pid_t pid, Millis timeout, int* code) {
   bool done = PollUntil(
       [&] {
@@ -205,15 +220,6 @@ void KillAndWait(pid_t pid) {
     throw std::runtime_error("process " + std::to_string(pid) + " survived SIGKILL");
   }
 }
-
-std::string FirstDigits(const std::string& text) {
-  std::size_t start = text.find_first_of("0123456789");
-  if (start == std::string::npos) return "";
-  std::size_t end = text.find_first_not_of("0123456789", start);
-  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-}  // namespace
 
 std::string SanitizerReport(const std::string& text) {
   std::size_t first = std::string::npos;
@@ -272,6 +278,16 @@ ExitResult RunSidecarToExit(const std::vector<std::string>& args, const std::str
   return result;
 }
 
+std::string NewTestDatabase(const std::string& dir) {
+  return TestStoreIsPostgres() ? PostgresServer::Shared().CreateDatabase() : dir + "/otp.db";
+}
+
+std::vector<std::string> TestDatabaseFlags(const std::string& dir) {
+  std::vector<std::string> flags = {"--database", NewTestDatabase(dir)};
+  if (IsPostgresUri(flags[1])) flags.insert(flags.end(), {"--key-file", dir + "/otp.key"});
+  return flags;
+}
+
 std::string RateRules(const std::vector<std::string>& rules) {
   std::string text = "[";
   for (const std::string& rule : rules) {
@@ -325,6 +341,8 @@ SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(opti
   if (!options_.log_file.empty())
     config_text_ = "log_file = \"" + log_path() + "\"\n" + config_text_;
   if (!config_text_.empty()) WriteFileBytes(config_path(), config_text_);
+
+  database_ = options_.database.empty() ? NewTestDatabase(dir_.path()) : options_.database;
   Start();
 }
 
@@ -344,9 +362,24 @@ SidecarProcess::~SidecarProcess() {
   }
 }
 
+const std::string& SidecarProcess::database_path() const {
+  if (IsPostgresUri(database_)) {
+    throw std::logic_error("database_path(): the sidecar runs on PostgreSQL (" + database_ +
+                           "); a test about SQLite's files must skip there");
+  }
+  return database_;
+}
+
+std::string SidecarProcess::key_path() const {
+  if (!options_.key_file.empty()) return options_.key_file;
+  if (IsPostgresUri(database_)) return dir_.File("otp.key");
+  return std::filesystem::path(database_).parent_path().string() + "/otp-sidecar.key";
+}
+
 std::vector<std::string> SidecarProcess::Arguments() const {
-  std::vector<std::string> args = {"serve", "--listen", options_.listen, "--database",
-                                   database_path()};
+  std::vector<std::string> args = {"serve", "--listen", options_.listen, "--database", database_};
+  if (!options_.key_file.empty() || IsPostgresUri(database_))
+    args.insert(args.end(), {"--key-file", key_path()});
   if (options_.file_provider) {
     args.insert(args.end(), {"--sms-provider", "file", "--sms-file", sms_path()});
   }

@@ -8,6 +8,11 @@
 //   otp-sidecar serve --listen 127.0.0.1:0 --database DIR/otp.db --sms-provider file
 //                     --sms-file DIR/sms.jsonl [--config DIR/config.toml] [extra flags]
 //
+// With OTP_SIDECAR_TEST_STORE=postgres in the environment, the database is instead a fresh
+// one on the test process's PostgreSQL server (support/postgres_server.h), given as
+// `--database URI --key-file DIR/otp.key` (a PostgreSQL database needs its key named).
+// SidecarOptions::database and key_file let two sidecars share one database and key.
+//
 // (without the two file-provider flags when SidecarOptions::file_provider is false, so that
 // the configuration's [sms] providers list is used), with the test's environment plus
 // SidecarOptions::env, and with stdout and stderr appended to DIR/stdout.log and
@@ -43,6 +48,34 @@ using Millis = std::chrono::milliseconds;
 // passed (then false, after one last try).
 bool PollUntil(const std::function<bool()>& condition, Millis timeout,
                Millis interval = Millis(10));
+
+// Child processes of the test binary (a sidecar, a PostgreSQL server).
+
+// For a child between fork and exec (async-signal-safe only): asks the kernel to send it
+// `death_signal` when the thread that forked it ends, exits with 127 when `parent` is already
+// gone, and sets the signal mask and SIGPIPE (which the test binary ignores) back to their
+// defaults. The death signal is cleared by a change of user: call it after one.
+void PrepareChildAfterFork(pid_t parent, int death_signal);
+
+// Opens `path` for appending (creating it with mode 0600), close-on-exec; throws
+// std::runtime_error when it cannot.
+int OpenForAppend(const std::string& path);
+
+// Pointers to the strings of `storage`, ended by a null pointer, for exec. They stay valid as
+// long as `storage` is not changed.
+std::vector<char*> NullTerminated(std::vector<std::string>& storage);
+
+// A waitpid status as an exit status: the code it exited with, 128 + signal when a signal
+// killed it, -1 otherwise.
+int DecodeStatus(int status);
+
+// Waits up to `timeout` for the child `pid` to exit and reaps it; true, with `*code` set as
+// DecodeStatus does (-1 when `pid` is no child of this process), when it did.
+bool WaitForExit(pid_t pid, Millis timeout, int* code);
+
+// Sends SIGKILL to the child `pid` and reaps it; throws std::runtime_error when it has not
+// gone within 10 s.
+void KillAndWait(pid_t pid);
 
 // The whole file as bytes; "" when it does not exist.
 std::string ReadFileBytes(const std::string& path);
@@ -92,6 +125,12 @@ struct SidecarOptions {
   // file descriptor 3, with LISTEN_FDS=1 and LISTEN_PID set to the sidecar's own pid. The
   // test keeps it open (and passes it again on Restart), as systemd would.
   int passed_listen_fd = -1;
+  // The database (a SQLite path or a PostgreSQL URI) instead of a fresh one, e.g. another
+  // sidecar's database(); "" for a fresh one. Sidecars sharing a database must share the key:
+  // set key_file too (to the other's key_path()).
+  std::string database;
+  // Passed as --key-file when set; "" leaves it to the store (see key_path()).
+  std::string key_file;
   // A file name in the folder: when set, the configuration starts with
   // log_file = "DIR/NAME", and the start-up line is awaited in that file, not in stderr.
   std::string log_file;
@@ -108,6 +147,15 @@ struct SidecarOptions {
   // have [limits] tables of its own.
   std::map<std::string, std::string> limits;
 };
+
+// A new database on the store the suite runs on, for a sidecar in the folder `dir`: the path
+// DIR/otp.db on SQLite; on PostgreSQL the URI of a fresh database on the test process's
+// server (support/postgres_server.h).
+std::string NewTestDatabase(const std::string& dir);
+
+// The flags that put a sidecar a test runs itself in the folder `dir` on a new test
+// database: --database NewTestDatabase(dir), and on PostgreSQL --key-file DIR/otp.key.
+std::vector<std::string> TestDatabaseFlags(const std::string& dir);
 
 // The TOML value of a rule list: RateRules({"3/15m", "10/1d"}) is ["3/15m", "10/1d"], and
 // RateRules({}) is [] (the limit is off).
@@ -135,7 +183,14 @@ class SidecarProcess {
   httplib::Client client() const;
 
   const TempDir& dir() const { return dir_; }
-  std::string database_path() const { return dir_.File("otp.db"); }
+  // The database, as given to --database: a SQLite path or a PostgreSQL URI.
+  const std::string& database() const { return database_; }
+  // The SQLite database file, for the tests about SQLite's files alone; throws
+  // std::logic_error when the sidecar runs on PostgreSQL (such a test must skip there).
+  const std::string& database_path() const;
+  // The key file: SidecarOptions::key_file when set; DIR/otp.key on PostgreSQL; otherwise
+  // otp-sidecar.key beside the SQLite database, where the sidecar makes it by default.
+  std::string key_path() const;
   std::string sms_path() const { return dir_.File("sms.jsonl"); }
   std::string config_path() const { return dir_.File("config.toml"); }
   // The log file of SidecarOptions::log_file ("" when there is none).
@@ -185,6 +240,7 @@ class SidecarProcess {
   SidecarOptions options_;
   std::string config_text_;  // config_toml with the limits tables appended
   TempDir dir_;
+  std::string database_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
