@@ -69,8 +69,10 @@ Result<std::optional<Refusal>> Limiter::CheckScope(StoreTx& tx, const Scope& sco
     if (in_window < rule.count) continue;
 
     // Once the (in_window - count + 1)-th event in the window ages out, one more fits.
+    // Events stamped after `now` (a request that started later but committed first, or a
+    // sidecar on a host whose clock runs ahead) never make the wait longer than the window.
     TimeMs frees_at = *(first_in_window + (in_window - rule.count)) + rule.window_ms;
-    std::int64_t wait = std::max<std::int64_t>(frees_at - now, 1);
+    std::int64_t wait = std::clamp<std::int64_t>(frees_at - now, 1, rule.window_ms);
     if (!refusal || wait > refusal->retry_after_ms) refusal = Refusal{scope.name, wait, false};
   }
   return refusal;

@@ -552,13 +552,18 @@ Result<std::unique_ptr<PgConnection>> PostgresStore::Acquire(SteadyTime deadline
 }
 
 void PostgresStore::Give(std::unique_ptr<PgConnection> connection) {
+  std::vector<std::unique_ptr<PgConnection>> dropped;
   std::lock_guard<std::mutex> lock(mutex_);
   if (connection->usable()) {
     idle_.push_back(std::move(connection));
-  } else {
-    open_ -= 1;
+    returned_.notify_one();
+    return;
   }
-  returned_.notify_one();
+  // One connection broke: the server most likely restarted or went away, and the idle ones
+  // are broken too. Dropping them all spares the next transactions a failed run each.
+  dropped.swap(idle_);
+  open_ -= 1 + static_cast<int>(dropped.size());
+  returned_.notify_all();
 }
 
 Status PostgresStore::RunOnce(PgConnection& connection, const std::function<Status(StoreTx&)>& body,

@@ -66,7 +66,8 @@ class PostgresStore final : public Store {
   // Borrows a connection, opening one when the pool has room and none is idle; errors with
   // "storage_unavailable" when none can be had by `deadline`.
   Result<std::unique_ptr<PgConnection>> Acquire(SteadyTime deadline);
-  // Returns a connection to the pool, or drops it when it is no longer usable.
+  // Returns a connection to the pool; drops it, and every idle one with it, when it is no
+  // longer usable.
   void Give(std::unique_ptr<PgConnection> connection);
   // One attempt of a transaction on `connection`.
   Status RunOnce(PgConnection& connection, const std::function<Status(StoreTx&)>& body,

@@ -40,16 +40,18 @@ class StartGate {
 };
 
 // Runs `request(client, i)` for i in [0, count) on `count` threads, each with its own
-// connected client, released together; returns the replies in thread order.
+// connected client (thread i to sidecars[i % size], so a test can spread the requests over
+// several sidecars that share a database), released together; returns the replies in thread
+// order.
 inline std::vector<HttpReply> InParallel(
-    const SidecarProcess& sidecar, int count,
+    const std::vector<const SidecarProcess*>& sidecars, int count,
     const std::function<HttpReply(httplib::Client&, int)>& request) {
   std::vector<HttpReply> replies(static_cast<std::size_t>(count));
   std::vector<std::thread> threads;
   StartGate gate;
   for (int i = 0; i < count; ++i) {
     threads.emplace_back([&, i] {
-      httplib::Client client = sidecar.client();
+      httplib::Client client = sidecars[static_cast<std::size_t>(i) % sidecars.size()]->client();
       client.set_keep_alive(true);
       Get(client, "/healthz");  // connect before the gate so the requests really overlap
       gate.Wait();
@@ -60,6 +62,12 @@ inline std::vector<HttpReply> InParallel(
   for (std::thread& thread : threads)
     thread.join();
   return replies;
+}
+
+inline std::vector<HttpReply> InParallel(
+    const SidecarProcess& sidecar, int count,
+    const std::function<HttpReply(httplib::Client&, int)>& request) {
+  return InParallel(std::vector<const SidecarProcess*>{&sidecar}, count, request);
 }
 
 }  // namespace sidecar::testing

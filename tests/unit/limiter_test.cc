@@ -117,6 +117,18 @@ TEST_SUITE("limiter") {
     CheckRefused(h.Admit(Subject(), kT0 + kMinute + 1), "user_sends", 10'000 - 1);
   }
 
+  TEST_CASE("events stamped after the request's own time never make it wait past the window") {
+    // Another sidecar (a clock running ahead) or a request that started later but committed
+    // first can leave events later than `now`.
+    LimitSettings s = NoLimits();
+    s.user_sends = {{2, kMinute}};
+    Harness h(s);
+
+    CHECK_FALSE(h.Admit(Subject(), kT0 + 5'000).has_value());
+    CHECK_FALSE(h.Admit(Subject(), kT0 + 6'000).has_value());
+    CheckRefused(h.Admit(Subject(), kT0), "user_sends", kMinute);
+  }
+
   TEST_CASE("a refused send is not counted") {
     LimitSettings s = NoLimits();
     s.user_sends = {{2, kMinute}};
