@@ -1,12 +1,11 @@
 // The harness's own promises that no other test shows: a sanitizer report in a sidecar's
-// stderr is found, from the start of its line, among ordinary log lines; two sidecars can
-// share one database and key.
+// stderr is found, from the start of its line, among ordinary log lines.
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "integration/test_helpers.h"
+#include "support/sidecar_process.h"
 
 namespace sidecar::testing {
 namespace {
@@ -33,35 +32,6 @@ TEST_CASE("the harness finds no sanitizer report in ordinary log lines") {
   CHECK(SanitizerReport("") == "");
   CHECK(SanitizerReport(kLogLine + kLogLine) == "");
   CHECK(SanitizerReport("level=error msg=\"cannot record a delivery outcome\" error=busy\n") == "");
-}
-
-TEST_CASE("two sidecars share one database and key through SidecarOptions") {
-  if (SkippedUnderSqlite("sidecars share a database on PostgreSQL only")) return;
-  SidecarProcess first;
-  SidecarOptions shared;
-  shared.database = first.database();
-  shared.key_file = first.key_path();
-  SidecarProcess second(shared);
-  CHECK(second.database() == first.database());
-  CHECK(second.key_path() == first.key_path());
-
-  // A challenge made through one verifies through the other. Either one's delivery worker
-  // may send its SMS, into that sidecar's own file.
-  httplib::Client one = first.client();
-  httplib::Client two = second.client();
-  std::string id = CreateChallenge(one, "alice");
-  std::string code;
-  REQUIRE(PollUntil(
-      [&] {
-        for (const SidecarProcess* sidecar : {&first, &second}) {
-          std::vector<SmsRecord> sms = sidecar->SmsFor(id);
-          if (!sms.empty()) code = sms.front().code;
-        }
-        return !code.empty();
-      },
-      Millis(10'000)));
-  CHECK(VerifyById(two, id, code).str("status") == "approved");
-  CHECK(VerifyById(one, id, code).str("status") == "used");
 }
 
 }  // namespace

@@ -19,9 +19,7 @@ namespace sidecar::testing {
 namespace {
 
 bool OnPostgres() {
-  if (TestStoreIsPostgres()) return true;
-  MESSAGE("skipped: about the PostgreSQL store (OTP_SIDECAR_TEST_STORE)");
-  return false;
+  return !SkippedUnderSqlite("about the PostgreSQL store");
 }
 
 std::unique_ptr<PostgresStore> OpenFresh(std::string* uri_out = nullptr, int pool_size = 4) {
