@@ -53,9 +53,9 @@ inline void CheckSqliteFileIntact(const SidecarProcess& sidecar) {
 
 // For a sidecar that was killed (or stopped with a send in flight), before it starts again.
 // On PostgreSQL a sidecar takes over a send another one claimed only once the claim's lease
-// (`[delivery] lease`, a minute or so) has run out, since its owner may still be sending;
-// a restarted sidecar is no exception. This ends the leases at once, as waiting them out
-// would. On SQLite a restart takes every interrupted send over by itself: nothing to do.
+// (`[delivery] lease`, by default the longest send plus 30 s) has run out, since its owner may
+// still be sending; a restarted sidecar is no exception. This ends the leases at once, as waiting
+// them out would. On SQLite a restart takes every interrupted send over by itself: nothing to do.
 inline void EndDeliveryLeases(const SidecarProcess& sidecar) {
   if (!TestStoreIsPostgres()) return;
   ExecSql(sidecar.database(), "UPDATE deliveries SET updated_at = 0 WHERE state = 'sending'");

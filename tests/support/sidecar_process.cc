@@ -387,8 +387,7 @@ std::string SidecarProcess::key_path() const {
 std::vector<std::string> SidecarProcess::Arguments() const {
   std::vector<std::string> args = {"serve", "--listen", options_.listen, "--database", database_};
   // A flag would override the configuration's own key_file, which some tests are about.
-  bool named = !options_.key_file.empty() || ConfigNamesKeyFile(config_text_);
-  if (!options_.key_file.empty() || (!named && IsPostgresUri(database_)))
+  if (!options_.key_file.empty() || (IsPostgresUri(database_) && !ConfigNamesKeyFile(config_text_)))
     args.insert(args.end(), {"--key-file", key_path()});
   if (options_.file_provider) {
     args.insert(args.end(), {"--sms-provider", "file", "--sms-file", sms_path()});
