@@ -1,10 +1,12 @@
 # The picture of a bench/run: requests per second and p99 latency against connections, for
 # nginx and both endpoints on the empty and the full database. Set on the command line:
 # data (columns: connections, then rps and p99 ms of nginx, create, verify, create with
-# history, verify with history), out (the PNG), subtitle.
+# history, verify with history), out (the PNG), subtitle, and store: the store's name, or empty
+# to leave it out of the title.
 set terminal pngcairo size 1200,520 font ",10"
 set output out
-set multiplot layout 1,2 title "otp-sidecar vs nginx (fixed 200) - ".subtitle
+on_store = (store eq "") ? "" : " on ".store
+set multiplot layout 1,2 title "otp-sidecar".on_store." vs nginx (fixed 200) - ".subtitle
 set logscale x 2
 set xtics ("1" 1, "8" 8, "32" 32, "128" 128)
 set xlabel "connections"
