@@ -244,7 +244,10 @@ class PostgresStore::Tx final : public StoreTx {
       skip += (i == 0 ? "\"" : ",\"") + EscapeArrayElement(skip_providers[i]) + "\"";
     }
     skip += "}";
-    // SKIP LOCKED: a delivery another sidecar is claiming right now is left to it.
+    // SKIP LOCKED: a delivery another sidecar is claiming right now is left to it. The
+    // challenge is looked up by id for each delivery in due order (a LATERAL subquery that
+    // OFFSET 0 keeps from being flattened): as a plain join, a planner without statistics
+    // read every pending challenge per claim.
     Result<PgRows> rows = Query(
         "SELECT d.id, d.challenge_id, d.state, d.provider, d.provider_message_id, "
         "d.attempts, d.provider_attempts, d.error, d.created_at, d.next_attempt_at, "
@@ -252,9 +255,10 @@ class PostgresStore::Tx final : public StoreTx {
         "c.id, c.\"user\", c.phone, c.locale, c.client_ip, c.status, c.code_hash, "
         "c.sealed_code, c.attempts, c.max_attempts, c.created_at, c.expires_at, c.ended_at, "
         "c.region "
-        "FROM deliveries d JOIN challenges c ON c.id = d.challenge_id "
+        "FROM deliveries d CROSS JOIN LATERAL (SELECT * FROM challenges "
+        "WHERE id = d.challenge_id AND status = 'pending' AND expires_at > $1 OFFSET 0) c "
         "WHERE d.state = 'queued' AND d.next_attempt_at <= $1 "
-        "AND c.status = 'pending' AND c.expires_at > $1 AND d.provider <> ALL ($2::text[]) "
+        "AND d.provider <> ALL ($2::text[]) "
         "ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED",
         {now, skip}, "reading due delivery");
     if (!rows.ok()) return rows.error();
@@ -264,12 +268,14 @@ class PostgresStore::Tx final : public StoreTx {
   }
 
   Result<std::optional<TimeMs>> NextDeliveryDue() override {
+    // The first queued delivery in due order whose challenge is pending (see above).
     Result<PgRows> rows = Query(
-        "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN challenges c "
-        "ON c.id = d.challenge_id WHERE d.state = 'queued' AND c.status = 'pending'",
+        "SELECT d.next_attempt_at FROM deliveries d CROSS JOIN LATERAL (SELECT 1 FROM "
+        "challenges WHERE id = d.challenge_id AND status = 'pending' OFFSET 0) c "
+        "WHERE d.state = 'queued' ORDER BY d.next_attempt_at LIMIT 1",
         {}, "reading next due delivery");
     if (!rows.ok()) return rows.error();
-    if (rows->size() == 0 || rows->IsNull(0, 0)) return std::optional<TimeMs>();
+    if (rows->size() == 0) return std::optional<TimeMs>();
     return std::optional<TimeMs>(rows->Int(0, 0));
   }
 
