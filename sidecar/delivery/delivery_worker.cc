@@ -208,7 +208,10 @@ void DeliveryWorker::Wake() {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_ = true;
   }
-  wake_cv_.notify_all();
+  // One queued delivery needs one thread: a thread that wakes drains everything due, so
+  // waking all of them per create would only have the others look at an empty outbox (each
+  // look a transaction, which on a shared PostgreSQL store costs round trips to the server).
+  wake_cv_.notify_one();
 }
 
 int DeliveryWorker::in_flight() const {
