@@ -35,6 +35,7 @@
 #include "providers/twilio_provider.h"
 #include "providers/webhook_provider.h"
 #include "store/migrations.h"
+#include "store/pg_connection.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
@@ -523,6 +524,16 @@ int RunServe(const Config& config) {
   return served ? 0 : 1;
 }
 
+// check-config reaches a PostgreSQL server as serve would, so that a wrong URI, database or
+// password shows now rather than at the start of serve; it changes nothing there.
+void CheckPostgresReachable(const Config& config, std::vector<std::string>& problems) {
+  Result<PgSettings> settings = PostgresSettings(config);
+  if (!settings.ok()) return;  // reported by StartupProblems
+  Result<std::unique_ptr<PgConnection>> connection =
+      PgConnection::Connect(*settings, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+  if (!connection.ok()) problems.push_back(config.Problem("database", connection.error().message));
+}
+
 int RunCheckConfig(const Config& config) {
   if (sodium_init() < 0) return Fail("libsodium failed to initialise", MakeError("crypto", ""));
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
@@ -536,6 +547,7 @@ int RunCheckConfig(const Config& config) {
   }
 
   std::vector<std::string> problems = StartupProblems(config);
+  if (IsPostgresDatabase(config.database)) CheckPostgresReachable(config, problems);
   for (const std::string& problem : problems)
     std::printf("error: %s\n", problem.c_str());
   for (const std::string& warning : TemplateWarnings(config)) {

@@ -159,7 +159,8 @@ std::string HelpText(const std::string& topic) {
            "Checks the configuration as serve would, without serving: every error with its\n"
            "file, line and key; the key file's permissions; that provider secrets and\n"
            "caller tokens can be read (never printing them); the socket group and the\n"
-           "Unix socket paths. Warns when a template renders to more than one SMS\n"
+           "Unix socket paths; that a PostgreSQL database can be reached and logged into\n"
+           "(nothing is written there). Warns when a template renders to more than one SMS\n"
            "segment. Exits 0 when serve would start, 2 when it would refuse; serve refuses\n"
            "with the same lines. OTP_SIDECAR_* variables are checked too.\n";
   }

@@ -274,7 +274,14 @@ void CheckValues(Config& config, Problems& problems) {
   CheckAuth(config, problems);
 
   if (config.database.empty()) problems.AddFor("database", "must not be empty");
-  if (IsPostgresDatabase(config.database)) CheckPostgres(config, problems);
+  if (IsPostgresDatabase(config.database)) {
+    CheckPostgres(config, problems);
+  } else if (config.database.find("://") != std::string::npos) {
+    // Would otherwise be taken as a relative file path, and fail on its folder.
+    problems.AddFor("database",
+                    "must be a file path or a postgresql:// (postgres://) URI; no other "
+                    "database is supported");
+  }
   CheckLease(config, problems);
   if (config.app_name.empty() || config.app_name.size() > kMaxAppNameLength ||
       !IsPrintable(config.app_name)) {

@@ -877,6 +877,8 @@ cool_off = "2h"
     CHECK(Contains(Problems("database = \"postgresql:///otp\"\nkey_file = \"k\"\n"
                             "database_max_size = \"1GiB\"\n"),
                    "database_max_size: applies to a SQLite file only"));
+    CHECK(Contains(Problems("database = \"mysql://otp@db/otp\"\n"),
+                   "database: must be a file path or a postgresql:// (postgres://) URI"));
     CHECK(Contains(Problems("database_pool_size = 0\n"), "database_pool_size"));
     CHECK(Contains(Problems("database_pool_size = 257\n"), "database_pool_size"));
   }
