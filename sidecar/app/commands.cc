@@ -92,6 +92,12 @@ void CheckDatabaseSize(const Config& config, std::vector<std::string>& problems)
 void CheckKeyFile(const Config& config, std::vector<std::string>& problems) {
   KeyFileLocation key = LocateKeyFile(config.key_file);
   if (!key.credential && ::access(key.path.c_str(), F_OK) != 0) {
+    if (IsPostgresDatabase(config.database)) {
+      problems.push_back(config.Problem(
+          "key_file", key.path + " does not exist; with a PostgreSQL database it is not "
+                                 "created: copy the key the other sidecars use"));
+      return;
+    }
     CheckWritable(config, "key_file", key.path, problems);
     return;
   }
@@ -428,7 +434,10 @@ int RunServe(const Config& config) {
   if (!auth.ok()) return Fail("cannot read the caller tokens", auth.error());
 
   KeyFileLocation key_file = LocateKeyFile(config.key_file);
-  Result<MasterKey> master = LoadOrCreateKeyFile(key_file.path, !key_file.credential);
+  // Sidecars sharing a PostgreSQL database must share one key: a new one made on one host
+  // would deny every code the others made. The key is copied there, never created.
+  bool create_key = !key_file.credential && !IsPostgresDatabase(config.database);
+  Result<MasterKey> master = LoadOrCreateKeyFile(key_file.path, create_key);
   if (!master.ok()) return Fail("cannot load the key", master.error());
   CodeKeys keys(*master);
   sodium_memzero(master->data(), master->size());
@@ -541,7 +550,7 @@ int RunCheckConfig(const Config& config) {
     // Reported with the other problems below.
   } else if (key_file.credential) {
     std::printf("note: key_file is the credential %s\n", key_file.path.c_str());
-  } else if (::access(key_file.path.c_str(), F_OK) != 0) {
+  } else if (::access(key_file.path.c_str(), F_OK) != 0 && !IsPostgresDatabase(config.database)) {
     std::printf("note: key_file %s does not exist yet; serve will create it\n",
                 key_file.path.c_str());
   }

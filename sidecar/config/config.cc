@@ -1,10 +1,12 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -222,6 +224,28 @@ void CheckAuth(const Config& config, Problems& problems) {
 
 // A PostgreSQL URI names its server, never its password: the configuration file and the
 // logs that show `database` are not the place for it.
+// libpq's own reading of the URI, percent-decoding included, so that no spelling hides a
+// password from the check below. Errors with libpq's message when the URI is malformed.
+Result<bool> UriHoldsSecret(const std::string& uri) {
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &message);
+  if (options == nullptr) {
+    std::string what = message != nullptr ? message : "not a valid PostgreSQL URI";
+    PQfreemem(message);
+    while (!what.empty() && what.back() == '\n')
+      what.pop_back();
+    return MakeError("invalid_config", what);
+  }
+  bool secret = false;
+  for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+    bool is_secret = std::strcmp(option->keyword, "password") == 0 ||
+                     std::strcmp(option->keyword, "sslpassword") == 0;
+    if (is_secret && option->val != nullptr && *option->val != '\0') secret = true;
+  }
+  PQconninfoFree(options);
+  return secret;
+}
+
 bool HasInlinePassword(const std::string& uri) {
   std::string::size_type scheme = uri.find("://");
   std::string::size_type authority_end = uri.find_first_of("/?", scheme + 3);
@@ -239,7 +263,10 @@ bool HasInlinePassword(const std::string& uri) {
 }
 
 void CheckPostgres(Config& config, Problems& problems) {
-  if (HasInlinePassword(config.database)) {
+  Result<bool> secret = UriHoldsSecret(config.database);
+  if (!secret.ok()) {
+    problems.AddFor("database", secret.error().message);
+  } else if (*secret || HasInlinePassword(config.database)) {
     problems.AddFor("database",
                     "must not hold a password; put it in a file named by "
                     "database_password_file (or a systemd credential)");

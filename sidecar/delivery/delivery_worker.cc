@@ -67,7 +67,10 @@ Status DeliveryWorker::RecoverInterrupted(TimeMs claimed_at_or_before) {
       bool repeat = !ended && (settings_.resend_on_unknown || provider == nullptr ||
                                provider->repeats_are_harmless());
       d.state = repeat ? DeliveryState::kQueued : DeliveryState::kUnknown;
-      d.error = repeat ? "" : "interrupted by a restart while the provider had it";
+      d.error = !repeat ? (store_.shared()
+                               ? "interrupted: the claim ran out while the provider may have had it"
+                               : "interrupted by a restart while the provider had it")
+                        : "";
       d.next_attempt_at = now;
       d.updated_at = now;
       ++(repeat ? requeued : unknown);

@@ -13,11 +13,13 @@
 namespace sidecar {
 namespace {
 
-// Server-side limits for every session. They back the client's deadlines up: should this
-// process stall or die mid-transaction, the server still releases its locks.
+// Server-side limits for every session, just past the 5 s budget of a transaction. They back
+// the client's deadlines up: should this process stall (a frozen host) or die
+// mid-transaction, the server releases its locks within seconds, so that the keys it held
+// (a user, a phone, the global limit) do not block every other sidecar for long.
 constexpr const char* kSessionSetup =
-    "SET TIME ZONE 'UTC'; SET lock_timeout = '5s'; SET statement_timeout = '15s'; "
-    "SET idle_in_transaction_session_timeout = '30s'; SET client_min_messages = 'warning'";
+    "SET TIME ZONE 'UTC'; SET lock_timeout = '5s'; SET statement_timeout = '6s'; "
+    "SET idle_in_transaction_session_timeout = '6s'; SET client_min_messages = 'warning'";
 
 // libpq prints the server's notices and warnings on stderr by default; they go to the log
 // instead, in its format.
@@ -212,7 +214,10 @@ Result<PgRows> PgConnection::Await(SteadyTime deadline, const char* context) {
   PGresult* answer = nullptr;
   bool failed = false;
   while (flushed == 0) {
-    if (PQconsumeInput(conn_) == 0) break;
+    // A server that answers and then closes the connection (a restart, a terminated
+    // session) leaves a complete answer in the buffer: that answer counts, and only an
+    // answer cut short is lost.
+    if (PQconsumeInput(conn_) == 0 && PQisBusy(conn_) != 0) break;
     if (PQisBusy(conn_) != 0) {
       if (!WaitForSocket(PQsocket(conn_), POLLIN, deadline)) break;
       continue;

@@ -90,7 +90,8 @@ Result<int> SchemaVersion(PgConnection& connection, SteadyTime deadline) {
 // takes before migrating.
 Result<int> Migrate(PgConnection& connection, SteadyTime deadline) {
   Status locked = connection.Script(
-      "SET lock_timeout = '30s'; SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) +
+      "SET lock_timeout = '30s'; SET statement_timeout = '35s'; SELECT pg_advisory_lock(" +
+          std::to_string(kMigrationLockKey) +
           "); CREATE TABLE IF NOT EXISTS otp_sidecar_schema (version INTEGER PRIMARY KEY, "
           "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
       deadline, "locking the schema for migration");
@@ -117,7 +118,7 @@ Result<int> Migrate(PgConnection& connection, SteadyTime deadline) {
 
   Status unlocked =
       connection.Script("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) +
-                            "); SET lock_timeout = '5s'",
+                            "); SET lock_timeout = '5s'; SET statement_timeout = '6s'",
                         deadline, "unlocking the schema");
   if (!current.ok()) return current.error();
   if (!unlocked.ok()) return unlocked.error();

@@ -336,5 +336,22 @@ TEST_CASE("sidecars starting together on a new PostgreSQL database migrate it on
   CHECK(db.Int("SELECT COUNT(*) FROM otp_sidecar_schema") == 1);
 }
 
+TEST_CASE("with a PostgreSQL database a missing key file is an error, never a new key") {
+  if (!OnPostgres()) return;
+  // A key made on one host would deny every code the other hosts made.
+  std::string uri = PostgresServer::Shared().CreateDatabase();
+  TempDir dir;
+  std::string missing = dir.File("copy-me.key");
+  for (const char* command : {"serve", "check-config"}) {
+    CAPTURE(command);
+    ExitResult result = RunSidecarToExit(
+        {command, "--listen", "127.0.0.1:0", "--database", uri, "--key-file", missing}, dir.path());
+    CHECK(result.exit_code == 2);
+    CHECK((result.err + result.out).find("copy the key the other sidecars use") !=
+          std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(missing));
+  }
+}
+
 }  // namespace
 }  // namespace sidecar::testing

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -289,9 +290,23 @@ std::string NewTestDatabase(const std::string& dir) {
   return TestStoreIsPostgres() ? PostgresServer::Shared().CreateDatabase() : dir + "/otp.db";
 }
 
+static void EnsureSharedKey(const std::string& path) {
+  if (path.empty() || std::filesystem::exists(path)) return;
+  // As an operator copies the key every sidecar of a shared database uses: serve makes none
+  // on PostgreSQL.
+  unsigned char key[32];
+  randombytes_buf(key, sizeof key);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+  WriteFileBytes(path, std::string(hex) + "\n", 0600);
+}
+
 std::vector<std::string> TestDatabaseFlags(const std::string& dir) {
   std::vector<std::string> flags = {"--database", NewTestDatabase(dir)};
-  if (IsPostgresUri(flags[1])) flags.insert(flags.end(), {"--key-file", dir + "/otp.key"});
+  if (IsPostgresUri(flags[1])) {
+    EnsureSharedKey(dir + "/otp.key");
+    flags.insert(flags.end(), {"--key-file", dir + "/otp.key"});
+  }
   return flags;
 }
 
@@ -350,6 +365,7 @@ SidecarProcess::SidecarProcess(SidecarOptions options) : options_(std::move(opti
   if (!config_text_.empty()) WriteFileBytes(config_path(), config_text_);
 
   database_ = options_.database.empty() ? NewTestDatabase(dir_.path()) : options_.database;
+  if (IsPostgresUri(database_) && !ConfigNamesKeyFile(config_text_)) EnsureSharedKey(key_path());
   Start();
 }
 

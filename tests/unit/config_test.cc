@@ -870,6 +870,17 @@ cool_off = "2h"
           Problems(std::string("database = \"") + uri + "\"\nkey_file = \"k\"\n");
       CHECK(Contains(problems, "database: must not hold a password"));
     }
+    // However libpq would read it: percent-encoded keys, a '?' inside the password, the
+    // client key's passphrase.
+    for (const char* uri : {"postgresql://otp:Q?secret@/otp?host=/run",
+                            "postgresql:///otp?host=/run&passw%6Frd=hunter2",
+                            "postgresql:///otp?sslpassword=hunter2"}) {
+      CAPTURE(uri);
+      CHECK(Contains(Problems(std::string("database = \"") + uri + "\"\nkey_file = \"k\"\n"),
+                     "database: must not hold a password"));
+    }
+    CHECK(Contains(Problems("database = \"postgresql:///otp?bogus=1\"\nkey_file = \"k\"\n"),
+                   "database: invalid URI query parameter"));
     // A user name alone, or an @ in the path, is no password.
     MustParse("database = \"postgresql://otp@db:5432/otp\"\nkey_file = \"k\"\n");
     MustParse("database = \"postgresql:///otp?user=otp&passfile=/etc/pgpass\"\nkey_file = \"k\"\n");
