@@ -575,7 +575,7 @@ void PostgresStore::Give(std::unique_ptr<PgConnection> connection) {
 
 Status PostgresStore::RunOnce(PgConnection& connection, const std::function<Status(StoreTx&)>& body,
                               SteadyTime deadline, bool& retry) {
-  retry = !connection.usable();
+  retry = false;
   Status begun = connection.Script("BEGIN", deadline, "starting transaction");
   if (!begun.ok()) {
     retry = true;
