@@ -47,6 +47,11 @@ DeliveryWorker::~DeliveryWorker() {
   Stop();
 }
 
+const char* DeliveryWorker::InterruptedError() const {
+  return store_.shared() ? "interrupted: the claim ran out while the provider may have had it"
+                         : "interrupted by a restart while the provider had it";
+}
+
 Status DeliveryWorker::RecoverInterrupted(TimeMs claimed_at_or_before) {
   TimeMs now = clock_.Now();
   int requeued = 0;
@@ -67,10 +72,7 @@ Status DeliveryWorker::RecoverInterrupted(TimeMs claimed_at_or_before) {
       bool repeat = !ended && (settings_.resend_on_unknown || provider == nullptr ||
                                provider->repeats_are_harmless());
       d.state = repeat ? DeliveryState::kQueued : DeliveryState::kUnknown;
-      d.error = !repeat ? (store_.shared()
-                               ? "interrupted: the claim ran out while the provider may have had it"
-                               : "interrupted by a restart while the provider had it")
-                        : "";
+      d.error = repeat ? "" : InterruptedError();
       d.next_attempt_at = now;
       d.updated_at = now;
       ++(repeat ? requeued : unknown);

@@ -124,6 +124,8 @@ class DeliveryWorker {
   SendOutcome Send(const DeliveryJob& job, const std::string& code);
   // Handles the deliveries in "sending" claimed at or before `claimed_at_or_before`.
   Status RecoverInterrupted(TimeMs claimed_at_or_before);
+  // Why a delivery taken over is "unknown": a restart alone, or a claim that ran out.
+  const char* InterruptedError() const;
   // On a shared store: takes over the deliveries whose lease ran out, once per quarter lease
   // over all threads.
   void TakeOverExpiredLeases();
