@@ -222,10 +222,19 @@ void CheckAuth(const Config& config, Problems& problems) {
   }
 }
 
+// True when the URI's user part holds a ':' ("otp:@host" too, whose empty password libpq
+// drops without a word): a password was meant to go there.
+bool UserPartHasPassword(const std::string& uri) {
+  std::string::size_type start = uri.find("://") + 3;
+  std::string authority = uri.substr(start, uri.find('/', start) - start);
+  std::string::size_type at = authority.rfind('@');
+  return at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos;
+}
+
 // A PostgreSQL URI names its server, never its password: the configuration file and the
-// logs that show `database` are not the place for it.
-// libpq's own reading of the URI, percent-decoding included, so that no spelling hides a
-// password from the check below. Errors with libpq's message when the URI is malformed.
+// logs that show `database` are not the place for it. libpq's own reading of the URI
+// (percent-decoding included) decides, so that no spelling hides one. Errors with libpq's
+// message when the URI is malformed.
 Result<bool> UriHoldsSecret(const std::string& uri) {
   char* message = nullptr;
   PQconninfoOption* options = PQconninfoParse(uri.c_str(), &message);
@@ -240,33 +249,17 @@ Result<bool> UriHoldsSecret(const std::string& uri) {
   for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
     bool is_secret = std::strcmp(option->keyword, "password") == 0 ||
                      std::strcmp(option->keyword, "sslpassword") == 0;
-    if (is_secret && option->val != nullptr && *option->val != '\0') secret = true;
+    if (is_secret && option->val != nullptr) secret = true;
   }
   PQconninfoFree(options);
   return secret;
-}
-
-bool HasInlinePassword(const std::string& uri) {
-  std::string::size_type scheme = uri.find("://");
-  std::string::size_type authority_end = uri.find_first_of("/?", scheme + 3);
-  std::string authority =
-      uri.substr(scheme + 3, authority_end == std::string::npos ? std::string::npos
-                                                                : authority_end - scheme - 3);
-  std::string::size_type at = authority.rfind('@');
-  if (at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos) {
-    return true;
-  }
-  std::string::size_type query = uri.find('?');
-  if (query == std::string::npos) return false;
-  std::string params = "&" + uri.substr(query + 1);
-  return params.find("&password=") != std::string::npos;
 }
 
 void CheckPostgres(Config& config, Problems& problems) {
   Result<bool> secret = UriHoldsSecret(config.database);
   if (!secret.ok()) {
     problems.AddFor("database", secret.error().message);
-  } else if (*secret || HasInlinePassword(config.database)) {
+  } else if (*secret || UserPartHasPassword(config.database)) {
     problems.AddFor("database",
                     "must not hold a password; put it in a file named by "
                     "database_password_file (or a systemd credential)");
